@@ -19,6 +19,7 @@ setup(
         "scipy>=1.11",
         "scikit-learn>=1.4",
         "matplotlib>=3.8",
+        "umap-learn>=0.5",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],

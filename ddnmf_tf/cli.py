@@ -31,6 +31,20 @@ def comma_separated(parse, flag, what):
     return parse_list
 
 
+def _clusterer_name(name):
+    from ddnmf_tf.evaluation import CLUSTERERS
+
+    if name not in CLUSTERERS:
+        raise ValueError(name)
+    return name
+
+
+# '--clusterers kmeans,umap_gmm' -> ("kmeans", "umap_gmm")
+parse_clusterers = comma_separated(
+    _clusterer_name, "--clusterers", "names from kmeans, gmm, umap_kmeans, umap_gmm"
+)
+
+
 def run_cli(main, argv=None):
     """Call main(argv); a user error becomes `error: ...` on stderr and a non-zero exit, no traceback."""
     from ddnmf_tf.runner import TrainingDiverged

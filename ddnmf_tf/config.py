@@ -47,7 +47,7 @@ class DDNMFConfig:
     # Optimisation.
     learning_rate: float = 1e-3
     batch_size: int = 128
-    epochs: int = 50
+    epochs: int = 30
     seed: int = 0
     jit_compile: bool = True
 

@@ -10,6 +10,12 @@ true labels by
   ``average_method="arithmetic"``, i.e. MI / ((H(true) + H(pred)) / 2),
 * ARI: sklearn's adjusted Rand index.
 
+Besides the paper's two clusterers on H ("kmeans", "gmm"), "umap_kmeans" and
+"umap_gmm" first embed H with UMAP as N2D does (McConville et al., 2020:
+n_components = number of clusters, 20 neighbours, min_dist 0, euclidean)
+and cluster the embedding: K-means, or a full-covariance GMM as in N2D.
+These are reported beside the paper's clusterers, never instead of them.
+
 Labels below zero mark unlabeled samples: they take part in clustering but not
 in scoring. All clusterers are seeded, so the same seed gives the same scores.
 """
@@ -21,7 +27,10 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.mixture import GaussianMixture
 
-CLUSTERERS = ("kmeans", "gmm")
+PAPER_CLUSTERERS = ("kmeans", "gmm")
+UMAP_CLUSTERERS = ("umap_kmeans", "umap_gmm")
+CLUSTERERS = PAPER_CLUSTERERS + UMAP_CLUSTERERS
+UMAP_NEIGHBORS = 20
 
 
 def _check_label_pair(y_true, y_pred):
@@ -132,14 +141,60 @@ def fit_gmm(features, n_clusters, seed):
     ).fit(features)
 
 
-_FITTERS = {"kmeans": fit_kmeans, "gmm": fit_gmm}
+def fit_full_gmm(features, n_clusters, seed):
+    """Return the best of 5 full-covariance GaussianMixture fits (N2D clusters its UMAP embedding with one)."""
+    features = _check_features(features, n_clusters)
+    return GaussianMixture(n_components=n_clusters, covariance_type="full", n_init=5, random_state=seed).fit(features)
+
+
+def embed_umap(features, n_components, seed):
+    """UMAP embedding [N, n_components] of features, with N2D's settings (20 neighbours, min_dist 0)."""
+    import umap  # imported here: umap-learn and numba take seconds to import
+
+    features = _check_features(features, n_components)
+    if len(features) < n_components + 2:  # the spectral initialisation needs n_components + 1 eigenvectors
+        raise ValueError(
+            f"a UMAP embedding of width {n_components} needs at least {n_components + 2} samples, "
+            f"got {len(features)}"
+        )
+    reducer = umap.UMAP(
+        n_components=n_components,
+        n_neighbors=min(UMAP_NEIGHBORS, len(features) - 1),
+        min_dist=0.0,
+        metric="euclidean",
+        random_state=seed,
+        n_jobs=1,  # what random_state implies; said here so umap does not warn
+    )
+    return reducer.fit_transform(features).astype(np.float64)
+
+
+# method -> (whether it clusters the UMAP embedding, fitter)
+_CLUSTERERS = {
+    "kmeans": (False, fit_kmeans),
+    "gmm": (False, fit_gmm),
+    "umap_kmeans": (True, fit_kmeans),
+    "umap_gmm": (True, fit_full_gmm),
+}
+
+
+def _cluster_all(features, methods, n_clusters, seed):
+    """Integer cluster ids [N] of every method; the UMAP embedding is computed once for all UMAP methods."""
+    features = _check_features(features, n_clusters)
+    spaces = {False: features}
+    if any(_CLUSTERERS[method][0] for method in methods):
+        spaces[True] = embed_umap(features, n_clusters, seed)
+    assignments = {}
+    for method in methods:
+        on_umap, fit = _CLUSTERERS[method]
+        space = spaces[on_umap]
+        assignments[method] = fit(space, n_clusters, seed).predict(space).astype(np.int64)
+    return assignments
 
 
 def cluster(features, method, n_clusters, seed):
     """Cluster features with the named method and return integer cluster ids [N]."""
     _check_method(method)
-    model = _FITTERS[method](features, n_clusters, seed)
-    return model.predict(_as_feature_matrix(features)).astype(np.int64)
+    return _cluster_all(features, (method,), n_clusters, seed)[method]
 
 
 def evaluate_representation(features, labels, methods=CLUSTERERS, n_clusters=None, seed=0):
@@ -171,10 +226,8 @@ def evaluate_representation(features, labels, methods=CLUSTERERS, n_clusters=Non
         )
     if n_clusters is None:
         n_clusters = len(np.unique(labels[is_labeled]))
+    assignments = _cluster_all(features, tuple(methods), n_clusters, seed)
     return {
-        method: score_clustering(
-            labels[is_labeled],
-            cluster(features, method, n_clusters, seed)[is_labeled],
-        )
+        method: score_clustering(labels[is_labeled], assignments[method][is_labeled])
         for method in methods
     }

@@ -41,6 +41,9 @@ def save_tsne(panels, path):
     figure.savefig(path)
 
 
+CLUSTERER_LINESTYLES = {"kmeans": "-", "gmm": "--", "umap_kmeans": "-.", "umap_gmm": (0, (6, 2, 1, 2, 1, 2))}
+
+
 def save_noise_sweep(records, path, paper_acc=None):
     """Fig 3: ACC, NMI and ARI against the noise level, one row per dataset, one line per (model, clusterer).
 
@@ -59,7 +62,7 @@ def save_noise_sweep(records, path, paper_acc=None):
             for (model, clusterer), points in lines.items():
                 points = sorted(points, key=lambda record: record["level"])
                 axes.plot([p["level"] for p in points], [p[metric] for p in points], marker="o",
-                          color=_model_color(model), linestyle="-" if clusterer == "kmeans" else "--",
+                          color=_model_color(model), linestyle=CLUSTERER_LINESTYLES[clusterer],
                           label=f"{model}+{clusterer}")
             for (paper_dataset, model), values in (paper_acc or {}).items():
                 if metric == "acc" and paper_dataset == dataset:

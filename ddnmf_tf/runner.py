@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
@@ -44,6 +44,7 @@ class RunSettings:
     quiet: bool = False
     strategy: str = "auto"  # see ddnmf_tf.distribute.make_strategy
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism(): bitwise repeatable on GPU too
+    clusterers: Tuple[str, ...] = evaluation.CLUSTERERS  # how H is scored (ddnmf_tf.evaluation)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -52,6 +53,11 @@ class RunSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        object.__setattr__(self, "clusterers", tuple(self.clusterers))
+        unknown = [name for name in self.clusterers if name not in evaluation.CLUSTERERS]
+        if unknown or not self.clusterers:
+            raise ValueError(f"clusterers must be a non-empty choice of {', '.join(evaluation.CLUSTERERS)}, "
+                             f"got {', '.join(self.clusterers) or 'none'}")
 
 
 class TrainingDiverged(RuntimeError):
@@ -62,12 +68,12 @@ def default_output_dir(dataset):
     return str(Path("runs") / f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def score(model, images, labels, seed):
-    """ACC / NMI / ARI of K-means and GMM on H, or None when the data has no labels."""
+def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS):
+    """ACC / NMI / ARI of each clusterer on H, or None when the data has no labels."""
     if np.all(labels < 0):
         return None
     features = encode(model, images)
-    return evaluation.evaluate_representation(features, labels, seed=seed)
+    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed)
 
 
 def encode(model, images):
@@ -222,7 +228,8 @@ class _TrainingLoop:
         first_step = int(trainer.step)
         images = tf.data.Dataset.from_tensor_slices(train_images)
         progress = _Progress(steps_per_epoch, settings.quiet)
-        evaluate = lambda: _evaluate(trainer.model, eval_images, eval_labels, config, int(trainer.step), self.log)
+        evaluate = lambda: _evaluate(trainer.model, eval_images, eval_labels, config, settings.clusterers,
+                                     int(trainer.step), self.log)
         scores, trained_images, train_seconds = None, 0, 0.0
         with tf.summary.create_file_writer(str(self.run_dir)).as_default():
             if first_step == 0:
@@ -260,9 +267,9 @@ class _TrainingLoop:
             summaries.write_losses({name: total / steps for name, total in sums.items()}, epoch + 1, "epoch_loss")
 
 
-def _evaluate(model, images, labels, config, step, log):
-    log(f"scoring H of {len(images)} images with K-means and GMM")
-    scores = score(model, images, labels, config.seed)
+def _evaluate(model, images, labels, config, clusterers, step, log):
+    log(f"scoring H of {len(images)} images with {', '.join(clusterers)}")
+    scores = score(model, images, labels, config.seed, clusterers)
     if isinstance(model, DDNMF):
         preview = images[:PREVIEW_IMAGES]
         summaries.write_pictures(model, preview, training_preview_noise(preview, config), step)

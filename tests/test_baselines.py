@@ -61,7 +61,7 @@ def test_each_autoencoder_trains_through_the_runner_and_reloads(kind, data_dir, 
     run_dir = tmp_path / kind
     model, results = train_autoencoder(kind, TINY, tiny_settings(data_dir, run_dir), log=lambda line: None)
     assert results["steps"] == 4  # 160 images in batches of 50
-    assert set(results["metrics"]) == {"kmeans", "gmm"}
+    assert set(results["metrics"]) == {"kmeans", "gmm", "umap_kmeans", "umap_gmm"}
     assert json.loads((run_dir / "autoencoder.json").read_text()) == {"kind": kind}
     assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "cluster_centers.npy").is_file()
     images = np.random.default_rng(0).random((5, 784), dtype=np.float32)

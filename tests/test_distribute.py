@@ -75,7 +75,8 @@ def test_two_workers_train_together_and_the_chiefs_checkpoint_loads(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     command = [sys.executable, "-m", "train.run", "--strategy", "multi_worker", "--dataset", "mnist",
                "--source", "idx", "--data-dir", str(data_dir), "--layers", "16", "--rank", "3",
-               "--batch-size", "40", "--epochs", "1", "--no-jit", "--quiet", "--output-dir", str(run_dir)]
+               "--batch-size", "40", "--epochs", "1", "--no-jit", "--quiet", "--clusterers", "kmeans",
+               "--output-dir", str(run_dir)]
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}

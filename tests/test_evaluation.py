@@ -11,6 +11,7 @@ from ddnmf_tf.evaluation import (
     adjusted_rand_index,
     cluster,
     clustering_accuracy,
+    embed_umap,
     evaluate_representation,
     fit_gmm,
     fit_kmeans,
@@ -270,3 +271,28 @@ def test_evaluate_representation_rejects_invalid_features_before_clustering():
 def test_metrics_reject_invalid_label_pairs(metric, y_true, y_pred, message):
     with pytest.raises(ValueError, match=message):
         metric(y_true, y_pred)
+
+
+def test_umap_embedding_has_one_dimension_per_cluster_and_repeats_with_its_seed():
+    features, _ = overlapping_data()
+    first = embed_umap(features, n_components=4, seed=3)
+    assert first.shape == (len(features), 4) and first.dtype == np.float64
+    np.testing.assert_array_equal(first, embed_umap(features, n_components=4, seed=3))
+
+
+def test_umap_clusterers_refuse_too_few_samples_for_their_embedding():
+    features = np.random.default_rng(0).normal(size=(11, 3))
+    with pytest.raises(ValueError, match="UMAP embedding of width 10 needs at least 12 samples, got 11"):
+        cluster(features, "umap_kmeans", n_clusters=10, seed=0)
+
+
+def test_umap_separates_rings_that_defeat_kmeans_on_the_raw_features():
+    """UMAP's neighbour graph follows two concentric rings; K-means on the coordinates cuts across them."""
+    rng = np.random.default_rng(0)
+    angles = rng.uniform(0, 2 * np.pi, 600)
+    labels = np.repeat([0, 1], 300)
+    radii = np.where(labels == 0, 1.0, 4.0) + rng.normal(scale=0.05, size=600)
+    features = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+    scores = evaluate_representation(features, labels, ("kmeans", "umap_kmeans"), seed=0)
+    assert scores["kmeans"]["acc"] < 0.7
+    assert scores["umap_kmeans"]["acc"] == 1.0

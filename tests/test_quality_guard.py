@@ -1,11 +1,13 @@
 """A CI-sized guard on what the model learns: a regression in the model, loss or training fails here.
 
 Trains the default model for 15 epochs on the first 2,000 images of MNIST's
-test split (../shared/data/mnist) and scores H. Recorded on 2026-11-22 with
-TensorFlow 2.21 on the 2-core CPU machine: K-means ACC 0.4555, GMM ACC 0.4390
-(the paper's loss with the authors' weights, which collapses H, scores about
-0.25 on the full split after 10 epochs: docs/model.md). The test took 54 s
-there with the machine's load average at 4.9 (other jobs running).
+test split (../shared/data/mnist) and scores H with every clusterer.
+Recorded on 2026-11-22 with TensorFlow 2.21 on the 2-core CPU machine:
+K-means ACC 0.4555, GMM 0.4390, UMAP+K-means 0.4495, UMAP+GMM 0.4470 (the
+paper's loss with the authors' weights, which collapses H, scores about 0.25
+on the full split after 10 epochs: docs/model.md). The test took 54 s there
+with the machine's load average at 4.9 (other jobs running), 71 s with the
+UMAP clusterers (about 15 s of it compiling umap-learn's numba code).
 """
 
 from pathlib import Path
@@ -20,7 +22,7 @@ from ddnmf_tf.training import DDNMFTrainer, training_batches
 
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 IMAGES, EPOCHS = 2000, 15
-ACC_FLOOR = {"kmeans": 0.40, "gmm": 0.38}
+ACC_FLOOR = {"kmeans": 0.40, "gmm": 0.38, "umap_kmeans": 0.40, "umap_gmm": 0.40}
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="../shared/data/mnist is not beside the checkout")

@@ -15,6 +15,8 @@ from train import run as train_run
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--dataset", "mnist", "--source", "idx", "--layers", "32,16", "--rank", "4",
          "--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet"]
+# A subprocess scoring with UMAP would pay for compiling umap-learn's numba code (about 15 s) again.
+WITHOUT_UMAP = ["--clusterers", "kmeans,gmm"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,8 @@ def test_run_writes_results_with_the_documented_keys(finished_run):
     results = json.loads((finished_run / "results.json").read_text())
     assert {"dataset", "config", "epochs", "wall_seconds", "images_per_second", "metrics"} <= set(results)
     assert results["epochs"] == 2 and results["steps"] == 8
-    for clusterer in ("kmeans", "gmm"):
+    assert set(results["metrics"]) == {"kmeans", "gmm", "umap_kmeans", "umap_gmm"}
+    for clusterer in results["metrics"]:
         assert set(results["metrics"][clusterer]) == {"acc", "nmi", "ari"}
         assert 0 < results["metrics"][clusterer]["acc"] <= 1
     assert (finished_run / "cluster_centers.npy").is_file()
@@ -52,7 +55,7 @@ def test_tensorboard_reader_finds_every_scalar_and_the_parts_image(finished_run)
     scalars = set(tags["tensors"])  # TF2 summaries are stored as tensors
     for name in ("sym", "ap", "nc", "total", "ap/encoder_1", "ap/encoder_2", "ap/decoder_1", "ap/decoder_2"):
         assert f"loss/{name}" in scalars and f"epoch_loss/{name}" in scalars
-    for clusterer in ("kmeans", "gmm"):
+    for clusterer in ("kmeans", "gmm", "umap_kmeans", "umap_gmm"):
         assert {f"eval/{clusterer}/acc", f"eval/{clusterer}/nmi", f"eval/{clusterer}/ari"} <= scalars
     assert {"parts", "clean_noisy_reconstructed", "representation_h"} <= scalars
     assert "_hparams_/session_start_info" in scalars
@@ -64,6 +67,13 @@ def test_resume_continues_the_step_counter(finished_run, data_dir):
     results = json.loads((finished_run / "results.json").read_text())
     assert results["steps"] == 12  # 8 before, 4 more for the third epoch
     assert list((finished_run / "checkpoints").glob("ckpt-12.index"))
+
+
+def test_clusterers_flag_chooses_the_scores(data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    train_run.main(SMALL + ["--data-dir", str(data_dir), "--epochs", "1", "--clusterers", "umap_gmm",
+                            "--output-dir", str(run_dir)])
+    assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"umap_gmm"}
 
 
 def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):
@@ -82,6 +92,7 @@ def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):
         (["--beta", "-1"], "loss weight beta must be a finite number >= 0"),
         (["--dataset", "cifar"], "invalid choice: 'cifar'"),
         (["--batch-size", "many"], "invalid int value: 'many'"),
+        (["--clusterers", "kmeans,tsne"], "--clusterers takes names from kmeans, gmm, umap_kmeans, umap_gmm"),
     ],
 )
 def test_bad_flags_exit_non_zero_with_one_line(flags, message, tmp_path, capsys):
@@ -111,7 +122,7 @@ def _final_weights(run_dir):
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(data_dir, tmp_path):
-    flags = SMALL + ["--data-dir", str(data_dir), "--epochs", "6", "--checkpoint-every", "3"]
+    flags = SMALL + WITHOUT_UMAP + ["--data-dir", str(data_dir), "--epochs", "6", "--checkpoint-every", "3"]
     command = [sys.executable, "-m", "train.run"] + flags
     subprocess.run(command + ["--output-dir", str(tmp_path / "straight")], cwd=ROOT, check=True,
                    capture_output=True, timeout=300)

@@ -3,9 +3,11 @@
 Loads the run's latest checkpoint (DDNMF, or AE1/AE2 from ddnmf_tf.baselines),
 computes the representation of every image of a split (H for DDNMF, the code
 for an autoencoder), clusters it and prints ACC (Hungarian matching), NMI and
-ARI, as the paper's Tables 1-2. Clusterers, both seeded: K-means (n_init=10)
-and a GMM with covariance_type="spherical", as the authors' script. The
-number of clusters defaults to the number of classes. --parts also draws the
+ARI, as the paper's Tables 1-2. Clusterers, all seeded: K-means (n_init=10)
+and a GMM with covariance_type="spherical", as the authors' script, on H;
+umap_kmeans and umap_gmm cluster a UMAP embedding of H instead (N2D's
+manifold step, see ddnmf_tf.evaluation). The number of clusters defaults to
+the number of classes. --parts also draws the
 NMF parts of a DDNMF run: every unit of H decoded alone, as a PNG.
 """
 

@@ -12,7 +12,8 @@ from ddnmf_tf.config import NOISE_TYPES, DDNMFConfig
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, load_config
-from ddnmf_tf.cli import CLIParser, comma_separated, run_cli
+from ddnmf_tf.cli import CLIParser, comma_separated, parse_clusterers, run_cli
+from ddnmf_tf.evaluation import CLUSTERERS
 
 DEFAULTS = DDNMFConfig()
 
@@ -64,6 +65,9 @@ def build_parser():
                      help="continue the run in --output-dir from its latest checkpoint, with its saved settings "
                           "(flags given change them: --epochs, --lr; others must match)")
     run.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (0: at the end only)")
+    run.add_argument("--clusterers", type=parse_clusterers, default=CLUSTERERS,
+                     help="how H is scored: the paper's kmeans and gmm on H, and umap_kmeans and umap_gmm "
+                          "on its UMAP embedding (N2D's manifold step, about 15 s more per evaluation)")
     run.add_argument("--summary-every", type=int, default=50, help="write loss summaries every N steps")
     run.add_argument("--checkpoint-every", type=int, default=0,
                      help="also checkpoint every N steps inside an epoch (0: at the end of each epoch)")
@@ -124,7 +128,7 @@ def main(argv=None):
         train_split=args.train_split, eval_split=args.eval_split, output_dir=args.output_dir,
         resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
         checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
-        strategy=args.strategy, deterministic=args.deterministic,
+        strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
     )
     run(config, settings)
 

@@ -1,0 +1,36 @@
+"""Tests for train.collect: the search tables of docs/results.md."""
+
+import json
+
+import pytest
+
+from ddnmf_tf.config import DDNMFConfig
+from train import collect
+
+
+def _finished(folder, seed, acc, **config):
+    folder.mkdir()
+    results = {"dataset": "mnist", "train_split": "test", "epochs": 10, "wall_seconds": 60.0 + seed,
+               "config": DDNMFConfig(seed=seed, epochs=10, **config).to_dict(),
+               "metrics": {"kmeans": {"acc": acc, "nmi": 0.5, "ari": 0.4}}}
+    (folder / "results.json").write_text(json.dumps(results))
+    return str(folder)
+
+
+def test_rows_name_what_differs_from_the_defaults(tmp_path, capsys):
+    collect.main([_finished(tmp_path / "a", 0, 0.6), _finished(tmp_path / "b", 0, 0.7, rank=20)])
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert rows[0] == "| mnist | train on test | 0 | 10 | 60 | 0.6000 | 0.5000 | 0.4000 |"
+    assert rows[1].startswith("| mnist | rank=20, train on test | 0 | 10 |")
+
+
+def test_mean_puts_seeds_of_one_setting_on_one_row(tmp_path, capsys):
+    runs = [_finished(tmp_path / f"s{seed}", seed, acc) for seed, acc in ((0, 0.6), (1, 0.7), (2, 0.8))]
+    collect.main(runs + ["--mean"])
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert rows == ["| mnist | train on test | 0,1,2 | 10 | 61 ± 1 | 0.7000 ± 0.1000 | 0.5000 ± 0.0000 | 0.4000 ± 0.0000 |"]
+
+
+def test_an_unfinished_run_is_a_one_line_error(tmp_path, capsys):
+    assert collect.run_cli(collect.main, [str(tmp_path)]) == 2
+    assert "has no results.json: the run has not finished" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""Tabulate finished runs: `python -m train.collect RUN_DIR... [--mean]`.
+
+Prints a markdown table with one row per run directory (its results.json):
+the dataset, the config fields that differ from today's DDNMFConfig
+defaults, the seed, epochs, wall seconds and the ACC / NMI / ARI of every
+clusterer the run was scored with. --mean puts runs that differ only in
+their seed on one row: the mean and the standard deviation over the seeds.
+This is how the search tables of docs/results.md were made.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from ddnmf_tf.checkpoints import RESULTS_FILE
+from ddnmf_tf.cli import CLIParser, run_cli
+from ddnmf_tf.config import DDNMFConfig
+
+METRICS = ("acc", "nmi", "ari")
+# Fields every run sets for itself: shown in their own columns, never as a difference from the defaults.
+OWN_COLUMNS = ("seed", "epochs")
+
+
+def build_parser():
+    parser = CLIParser(prog="python -m train.collect", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", help="run directories holding a results.json")
+    parser.add_argument("--mean", action="store_true", help="one row per setting: mean ± std over its seeds")
+    return parser
+
+
+def load_results(run_dir):
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise ValueError(f"{run_dir} has no {RESULTS_FILE}: the run has not finished")
+    return json.loads(path.read_text())
+
+
+def changed_settings(results):
+    """'field=value' for every config field that differs from the defaults, and the training split."""
+    defaults = DDNMFConfig().to_dict()
+    changed = [f"{name}={value}" for name, value in sorted(results["config"].items())
+               if name not in OWN_COLUMNS and defaults.get(name) != value]
+    return ", ".join(changed + [f"train on {results['train_split']}"])
+
+
+def _cell(values, decimals=4):
+    if len(values) == 1:
+        return f"{values[0]:.{decimals}f}"
+    return f"{statistics.mean(values):.{decimals}f} ± {statistics.stdev(values):.{decimals}f}"
+
+
+def table(runs, mean):
+    """Markdown lines: one row per run, or per setting (mean ± std over seeds) when `mean`."""
+    clusterers = list(dict.fromkeys(name for results in runs for name in results["metrics"]))
+    groups = {}
+    for results in runs:
+        key = (results["dataset"], changed_settings(results), results["epochs"])
+        groups.setdefault(key if mean else len(groups), []).append(results)
+    header = ["dataset", "settings (besides the defaults)", "seeds", "epochs", "wall s"]
+    header += [f"{clusterer} {metric.upper()}" for clusterer in clusterers for metric in METRICS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group in groups.values():
+        first = group[0]
+        cells = [first["dataset"], changed_settings(first), ",".join(str(r["config"]["seed"]) for r in group),
+                 str(first["epochs"]), _cell([r["wall_seconds"] for r in group], decimals=0)]
+        for clusterer in clusterers:
+            for metric in METRICS:
+                values = [r["metrics"][clusterer][metric] for r in group if clusterer in r["metrics"]]
+                cells.append(_cell(values) if len(values) == len(group) else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    print("\n".join(table([load_results(run_dir) for run_dir in args.run_dirs], args.mean)))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
