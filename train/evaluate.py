@@ -67,7 +67,7 @@ def main(argv=None):
               "clusters": args.clusters or len(set(labels[labels >= 0].tolist())), "metrics": metrics}
     print(f"{dataset}/{split}: {len(images)} images, {report['clusters']} clusters, seed {seed}, run {args.run_dir}")
     for method, scores in metrics.items():
-        print(f"{method:7s}" + "  ".join(f"{name.upper()} {value:.4f}" for name, value in scores.items()))
+        print(f"{method:12s}" + "  ".join(f"{name.upper()} {value:.4f}" for name, value in scores.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.parts:
