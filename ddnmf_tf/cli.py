@@ -4,6 +4,8 @@ import argparse
 import logging
 import sys
 
+from ddnmf_tf.evaluation import CLUSTERERS
+
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
@@ -32,17 +34,13 @@ def comma_separated(parse, flag, what):
 
 
 def _clusterer_name(name):
-    from ddnmf_tf.evaluation import CLUSTERERS
-
     if name not in CLUSTERERS:
         raise ValueError(name)
     return name
 
 
 # '--clusterers kmeans,umap_gmm' -> ("kmeans", "umap_gmm")
-parse_clusterers = comma_separated(
-    _clusterer_name, "--clusterers", "names from kmeans, gmm, umap_kmeans, umap_gmm"
-)
+parse_clusterers = comma_separated(_clusterer_name, "--clusterers", f"names from {', '.join(CLUSTERERS)}")
 
 
 def run_cli(main, argv=None):

@@ -27,9 +27,6 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.mixture import GaussianMixture
 
-PAPER_CLUSTERERS = ("kmeans", "gmm")
-UMAP_CLUSTERERS = ("umap_kmeans", "umap_gmm")
-CLUSTERERS = PAPER_CLUSTERERS + UMAP_CLUSTERERS
 UMAP_NEIGHBORS = 20
 
 
@@ -147,16 +144,21 @@ def fit_full_gmm(features, n_clusters, seed):
     return GaussianMixture(n_components=n_clusters, covariance_type="full", n_init=5, random_state=seed).fit(features)
 
 
+def _check_umap_samples(n_samples, n_components):
+    """Raise ValueError unless UMAP can embed n_samples in n_components dimensions."""
+    if n_samples < n_components + 2:  # the spectral initialisation needs n_components + 1 eigenvectors
+        raise ValueError(
+            f"a UMAP embedding of width {n_components} needs at least {n_components + 2} samples, "
+            f"got {n_samples}"
+        )
+
+
 def embed_umap(features, n_components, seed):
     """UMAP embedding [N, n_components] of features, with N2D's settings (20 neighbours, min_dist 0)."""
     import umap  # imported here: umap-learn and numba take seconds to import
 
     features = _check_features(features, n_components)
-    if len(features) < n_components + 2:  # the spectral initialisation needs n_components + 1 eigenvectors
-        raise ValueError(
-            f"a UMAP embedding of width {n_components} needs at least {n_components + 2} samples, "
-            f"got {len(features)}"
-        )
+    _check_umap_samples(len(features), n_components)
     reducer = umap.UMAP(
         n_components=n_components,
         n_neighbors=min(UMAP_NEIGHBORS, len(features) - 1),
@@ -175,6 +177,17 @@ _CLUSTERERS = {
     "umap_kmeans": (True, fit_kmeans),
     "umap_gmm": (True, fit_full_gmm),
 }
+CLUSTERERS = tuple(_CLUSTERERS)
+
+
+def check_clusterable(n_samples, n_clusters, methods):
+    """Raise ValueError unless every method can cluster n_samples into n_clusters (checked before any work)."""
+    for method in methods:
+        _check_method(method)
+    if n_samples < n_clusters:
+        raise ValueError(f"need at least n_clusters={n_clusters} samples, got {n_samples}")
+    if any(_CLUSTERERS[method][0] for method in methods):
+        _check_umap_samples(n_samples, n_clusters)
 
 
 def _cluster_all(features, methods, n_clusters, seed):

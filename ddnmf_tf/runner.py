@@ -53,7 +53,7 @@ class RunSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-        object.__setattr__(self, "clusterers", tuple(self.clusterers))
+        object.__setattr__(self, "clusterers", tuple(dict.fromkeys(self.clusterers)))
         unknown = [name for name in self.clusterers if name not in evaluation.CLUSTERERS]
         if unknown or not self.clusterers:
             raise ValueError(f"clusterers must be a non-empty choice of {', '.join(evaluation.CLUSTERERS)}, "
@@ -151,6 +151,9 @@ def run(config, settings, trainer=None, log=print):
     eval_images, eval_labels = load_arrays(settings.dataset, settings.eval_split, **data)
     if train_images.shape[1] != config.input_dim:
         raise ValueError(f"{settings.dataset} images have {train_images.shape[1]} pixels, input_dim is {config.input_dim}")
+    labeled = eval_labels[eval_labels >= 0]
+    if len(labeled):  # fail now, not after training
+        evaluation.check_clusterable(len(eval_images), len(np.unique(labeled)), settings.clusterers)
 
     checkpoint = checkpoints.training_checkpoint(trainer.model, trainer.optimizer)
     if settings.resume:

@@ -10,9 +10,9 @@ from train import collect
 
 def _finished(folder, seed, acc, **config):
     folder.mkdir()
+    metrics = None if acc is None else {"kmeans": {"acc": acc, "nmi": 0.5, "ari": 0.4}}
     results = {"dataset": "mnist", "train_split": "test", "epochs": 10, "wall_seconds": 60.0 + seed,
-               "config": DDNMFConfig(seed=seed, epochs=10, **config).to_dict(),
-               "metrics": {"kmeans": {"acc": acc, "nmi": 0.5, "ari": 0.4}}}
+               "config": DDNMFConfig(seed=seed, epochs=10, **config).to_dict(), "metrics": metrics}
     (folder / "results.json").write_text(json.dumps(results))
     return str(folder)
 
@@ -34,3 +34,9 @@ def test_mean_puts_seeds_of_one_setting_on_one_row(tmp_path, capsys):
 def test_an_unfinished_run_is_a_one_line_error(tmp_path, capsys):
     assert collect.run_cli(collect.main, [str(tmp_path)]) == 2
     assert "has no results.json: the run has not finished" in capsys.readouterr().err
+
+
+def test_a_run_on_unlabeled_data_has_empty_score_cells(tmp_path, capsys):
+    collect.main([_finished(tmp_path / "a", 0, 0.6), _finished(tmp_path / "b", 1, None)])
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert rows[1] == "| mnist | train on test | 1 | 10 | 61 |  |  |  |"

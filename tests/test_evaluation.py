@@ -9,6 +9,7 @@ from sklearn.cluster import KMeans
 from ddnmf_tf.evaluation import (
     CLUSTERERS,
     adjusted_rand_index,
+    check_clusterable,
     cluster,
     clustering_accuracy,
     embed_umap,
@@ -278,6 +279,7 @@ def test_umap_embedding_has_one_dimension_per_cluster_and_repeats_with_its_seed(
     first = embed_umap(features, n_components=4, seed=3)
     assert first.shape == (len(features), 4) and first.dtype == np.float64
     np.testing.assert_array_equal(first, embed_umap(features, n_components=4, seed=3))
+    assert not np.array_equal(first, embed_umap(features, n_components=4, seed=4))
 
 
 def test_umap_clusterers_refuse_too_few_samples_for_their_embedding():
@@ -296,3 +298,14 @@ def test_umap_separates_rings_that_defeat_kmeans_on_the_raw_features():
     scores = evaluate_representation(features, labels, ("kmeans", "umap_kmeans"), seed=0)
     assert scores["kmeans"]["acc"] < 0.7
     assert scores["umap_kmeans"]["acc"] == 1.0
+
+
+def test_check_clusterable_refuses_before_any_work():
+    check_clusterable(12, 10, CLUSTERERS)
+    check_clusterable(10, 10, ("kmeans", "gmm"))
+    with pytest.raises(ValueError, match="UMAP embedding of width 10 needs at least 12 samples, got 10"):
+        check_clusterable(10, 10, ("kmeans", "umap_gmm"))
+    with pytest.raises(ValueError, match="need at least n_clusters=10 samples, got 9"):
+        check_clusterable(9, 10, ("kmeans",))
+    with pytest.raises(ValueError, match="unknown clustering method 'tsne'"):
+        check_clusterable(100, 10, ("tsne",))

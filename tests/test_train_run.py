@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.idx_files import write_tiny_mnist
+from tests.idx_files import random_split, write_split, write_tiny_mnist
 from train import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +74,20 @@ def test_clusterers_flag_chooses_the_scores(data_dir, tmp_path):
     train_run.main(SMALL + ["--data-dir", str(data_dir), "--epochs", "1", "--clusterers", "umap_gmm",
                             "--output-dir", str(run_dir)])
     assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"umap_gmm"}
+
+
+def test_an_eval_split_too_small_for_umap_fails_before_training(tmp_path, capsys):
+    data_dir = tmp_path / "idx"
+    data_dir.mkdir()
+    write_split(data_dir, "train", *random_split(60, seed=0))
+    images, _ = random_split(5, seed=1)
+    write_split(data_dir, "t10k", images, np.arange(5, dtype=np.uint8))  # 5 classes, 5 images
+    run_dir = tmp_path / "run"
+    code = train_run.run_cli(train_run.main, SMALL + ["--data-dir", str(data_dir), "--epochs", "1",
+                                                      "--output-dir", str(run_dir)])
+    assert code == 2
+    assert "error: a UMAP embedding of width 5 needs at least 7 samples, got 5" in capsys.readouterr().err
+    assert not list(run_dir.glob("checkpoints/*.index"))
 
 
 def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):

@@ -54,7 +54,7 @@ def _cell(values, decimals=4):
 
 def table(runs, mean):
     """Markdown lines: one row per run, or per setting (mean ± std over seeds) when `mean`."""
-    clusterers = list(dict.fromkeys(name for results in runs for name in results["metrics"]))
+    clusterers = list(dict.fromkeys(name for results in runs for name in results["metrics"] or {}))
     groups = {}
     for results in runs:
         key = (results["dataset"], changed_settings(results), results["epochs"])
@@ -68,7 +68,7 @@ def table(runs, mean):
                  str(first["epochs"]), _cell([r["wall_seconds"] for r in group], decimals=0)]
         for clusterer in clusterers:
             for metric in METRICS:
-                values = [r["metrics"][clusterer][metric] for r in group if clusterer in r["metrics"]]
+                values = [r["metrics"][clusterer][metric] for r in group if clusterer in (r["metrics"] or {})]
                 cells.append(_cell(values) if len(values) == len(group) else "")
         lines.append("| " + " | ".join(cells) + " |")
     return lines

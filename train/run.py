@@ -65,9 +65,10 @@ def build_parser():
                      help="continue the run in --output-dir from its latest checkpoint, with its saved settings "
                           "(flags given change them: --epochs, --lr; others must match)")
     run.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (0: at the end only)")
-    run.add_argument("--clusterers", type=parse_clusterers, default=CLUSTERERS,
+    run.add_argument("--clusterers", type=parse_clusterers, default=",".join(CLUSTERERS),
                      help="how H is scored: the paper's kmeans and gmm on H, and umap_kmeans and umap_gmm "
-                          "on its UMAP embedding (N2D's manifold step, about 15 s more per evaluation)")
+                          "on its UMAP embedding (N2D's manifold step, 15-20 s more per evaluation of 10k "
+                          "images)")
     run.add_argument("--summary-every", type=int, default=50, help="write loss summaries every N steps")
     run.add_argument("--checkpoint-every", type=int, default=0,
                      help="also checkpoint every N steps inside an epoch (0: at the end of each epoch)")
