@@ -7,8 +7,8 @@ ARI, as the paper's Tables 1-2. Clusterers, all seeded: on H, K-means
 (n_init=10) and a spherical GMM, as the authors' script; on a UMAP
 embedding of H (N2D's manifold step), K-means and the best of 5
 full-covariance GMMs (ddnmf_tf.evaluation). The number of clusters defaults
-to the number of classes. --parts also draws the
-NMF parts of a DDNMF run: every unit of H decoded alone, as a PNG.
+to the number of classes. --parts also draws the NMF parts of a DDNMF run:
+every unit of H decoded alone, as a PNG.
 """
 
 import argparse
