@@ -39,6 +39,14 @@ def test_scores_match_the_runs_own_evaluation_and_go_to_json(ddnmf_run, data_dir
     assert "kmeans" in printed and "ACC" in printed and "NMI" in printed and "ARI" in printed
 
 
+def test_the_data_comes_from_the_runs_own_folder_by_default(ddnmf_run, tmp_path, monkeypatch):
+    monkeypatch.delenv("DDNMF_DATA_DIR", raising=False)
+    report_path = tmp_path / "scores.json"
+    assert _evaluate("--run-dir", str(ddnmf_run), "--clusterer", "kmeans", "--json", str(report_path)) == 0
+    trained = json.loads((ddnmf_run / "results.json").read_text())
+    assert json.loads(report_path.read_text())["metrics"]["kmeans"] == pytest.approx(trained["metrics"]["kmeans"])
+
+
 def test_one_clusterer_and_a_number_of_clusters(ddnmf_run, data_dir, tmp_path):
     report_path = tmp_path / "scores.json"
     assert _evaluate("--run-dir", str(ddnmf_run), "--data-dir", str(data_dir), "--split", "train",

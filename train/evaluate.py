@@ -33,7 +33,8 @@ def build_parser():
     parser.add_argument("--dataset", choices=DATASETS, help="dataset to score on (default: the run's, from results.json)")
     parser.add_argument("--split", choices=SPLITS, help="split to score on (default: the run's eval split)")
     parser.add_argument("--source", choices=SOURCES, default="auto", help="where the data comes from")
-    parser.add_argument("--data-dir", help="folder of IDX .gz files (else $DDNMF_DATA_DIR, else Debian's folder)")
+    parser.add_argument("--data-dir", help="folder of IDX .gz files (default: the run's, from results.json; "
+                                           "else $DDNMF_DATA_DIR, else Debian's folder)")
     parser.add_argument("--clusterers", "--clusterer", type=parse_clusterers, default=",".join(CLUSTERERS),
                         help=f"comma-separated clusterers (default: {','.join(CLUSTERERS)})")
     parser.add_argument("--clusters", type=int, help="number of clusters (default: the number of classes)")
@@ -59,7 +60,8 @@ def main(argv=None):
         raise ValueError(f"{args.run_dir} has no results.json naming its dataset: pass --dataset")
     split = args.split or finished.get("eval_split", "test")
     seed = config.seed if args.seed is None else args.seed
-    images, labels = load_arrays(dataset, split, source=args.source, data_dir=args.data_dir, seed=config.seed)
+    data_dir = args.data_dir or finished.get("data_dir")
+    images, labels = load_arrays(dataset, split, source=args.source, data_dir=data_dir, seed=config.seed)
     features = encode(model, images)
     metrics = evaluate_representation(features, labels, args.clusterers, n_clusters=args.clusters, seed=seed)
     report = {"run_dir": str(args.run_dir), "dataset": dataset, "split": split, "images": len(images),
