@@ -40,3 +40,20 @@ def test_a_run_on_unlabeled_data_has_empty_score_cells(tmp_path, capsys):
     collect.main([_finished(tmp_path / "a", 0, 0.6), _finished(tmp_path / "b", 1, None)])
     rows = capsys.readouterr().out.strip().splitlines()[2:]
     assert rows[1] == "| mnist | train on test | 1 | 10 | 61 |  |  |  |"
+
+
+def test_a_train_evaluate_report_gives_its_run_new_scores(tmp_path, capsys):
+    run = _finished(tmp_path / "a", 0, 0.6)
+    report = tmp_path / "rescored.json"
+    report.write_text(json.dumps({"run_dir": run, "metrics": {"umap_gmm": {"acc": 0.9, "nmi": 0.8, "ari": 0.7}}}))
+    collect.main([str(report)])
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert "umap_gmm ACC" in rows[0] and "kmeans ACC" not in rows[0]
+    assert rows[2] == "| mnist | train on test | 0 | 10 | 60 | 0.9000 | 0.8000 | 0.7000 |"
+
+
+def test_a_json_file_that_is_not_a_report_is_a_one_line_error(tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"metrics": {}}))
+    assert collect.run_cli(collect.main, [str(other)]) == 2
+    assert "is not a train.evaluate --json report" in capsys.readouterr().err

@@ -1,9 +1,12 @@
-"""Tabulate finished runs: `python -m train.collect RUN_DIR... [--mean]`.
+"""Tabulate finished runs: `python -m train.collect RUN... [--mean]`.
 
 Prints a markdown table with one row per run directory (its results.json):
 the dataset, the config fields that differ from today's DDNMFConfig
 defaults, the seed, epochs, wall seconds and the ACC / NMI / ARI of every
-clusterer the run was scored with. --mean puts runs that differ only in
+clusterer the run was scored with. A RUN may also be the JSON report of
+`python -m train.evaluate --run-dir DIR --json REPORT`: the row is DIR's,
+with the report's scores (a run rescored, e.g. with other clusterer
+settings). --mean puts runs that differ only in
 their seed on one row: the mean and the standard deviation over the seeds.
 This is how the search tables of docs/results.md were made.
 """
@@ -26,16 +29,23 @@ OWN_COLUMNS = ("seed", "epochs")
 def build_parser():
     parser = CLIParser(prog="python -m train.collect", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", nargs="+", help="run directories holding a results.json")
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="run directories holding a results.json, or train.evaluate --json reports")
     parser.add_argument("--mean", action="store_true", help="one row per setting: mean ± std over its seeds")
     return parser
 
 
-def load_results(run_dir):
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise ValueError(f"{run_dir} has no {RESULTS_FILE}: the run has not finished")
-    return json.loads(path.read_text())
+def load_results(run):
+    """RUN/results.json; for a train.evaluate report, its run's results.json with the report's scores."""
+    path = Path(run)
+    if path.is_file():
+        report = json.loads(path.read_text())
+        if not {"run_dir", "metrics"} <= report.keys():
+            raise ValueError(f"{run} is not a train.evaluate --json report: it has no run_dir and metrics")
+        return {**load_results(report["run_dir"]), "metrics": report["metrics"]}
+    if not (path / RESULTS_FILE).is_file():
+        raise ValueError(f"{run} has no {RESULTS_FILE}: the run has not finished")
+    return json.loads((path / RESULTS_FILE).read_text())
 
 
 def changed_settings(results):
@@ -76,7 +86,7 @@ def table(runs, mean):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    print("\n".join(table([load_results(run_dir) for run_dir in args.run_dirs], args.mean)))
+    print("\n".join(table([load_results(run) for run in args.runs], args.mean)))
 
 
 if __name__ == "__main__":
