@@ -3,11 +3,12 @@
 Trains the default model for 15 epochs on the first 2,000 images of MNIST's
 test split (../shared/data/mnist) and scores H with every clusterer.
 Recorded on 2026-11-22 with TensorFlow 2.21 on the 2-core CPU machine:
-K-means ACC 0.4555, GMM 0.4390, UMAP+K-means 0.4495, UMAP+GMM 0.4470 (the
-paper's loss with the authors' weights, which collapses H, scores about 0.25
-on the full split after 10 epochs: docs/model.md). The test took 54 s there
-with the machine's load average at 4.9 (other jobs running), 71 s with the
-UMAP clusterers (about 15 s of it compiling umap-learn's numba code).
+K-means ACC 0.4555, GMM 0.4390, UMAP+K-means 0.4315, UMAP+GMM 0.4380 (with
+100 UMAP neighbours; 0.4495 and 0.4470 with the earlier 20) (the paper's
+loss with the authors' weights, which collapses H, scores about 0.25 on the
+full split after 10 epochs: docs/model.md). The test took 48 s there with
+the machine's load average at 1.7-3 (another job running), about 15 s of
+it compiling umap-learn's numba code.
 """
 
 from pathlib import Path
