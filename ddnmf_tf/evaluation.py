@@ -154,15 +154,22 @@ def _check_umap_samples(n_samples, n_components):
         )
 
 
-def embed_umap(features, n_components, seed):
-    """UMAP embedding [N, n_components] of features: UMAP_NEIGHBORS neighbours, min_dist 0 (N2D's)."""
+def check_umap_neighbors(n_neighbors):
+    """Raise ValueError unless n_neighbors is a whole number >= 2, as UMAP needs."""
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
+        raise ValueError(f"umap_neighbors must be a whole number >= 2, got {n_neighbors!r}")
+
+
+def embed_umap(features, n_components, seed, n_neighbors=UMAP_NEIGHBORS):
+    """UMAP embedding [N, n_components] of features: n_neighbors neighbours (at most N-1), min_dist 0 (N2D's)."""
     import umap  # imported here: umap-learn and numba take seconds to import
 
+    check_umap_neighbors(n_neighbors)
     features = _check_features(features, n_components)
     _check_umap_samples(len(features), n_components)
     reducer = umap.UMAP(
         n_components=n_components,
-        n_neighbors=min(UMAP_NEIGHBORS, len(features) - 1),
+        n_neighbors=min(int(n_neighbors), len(features) - 1),
         min_dist=0.0,
         metric="euclidean",
         random_state=seed,
@@ -191,12 +198,12 @@ def check_clusterable(n_samples, n_clusters, methods):
         _check_umap_samples(n_samples, n_clusters)
 
 
-def _cluster_all(features, methods, n_clusters, seed):
+def _cluster_all(features, methods, n_clusters, seed, umap_neighbors):
     """Integer cluster ids [N] of every method; the UMAP embedding is computed once for all UMAP methods."""
     features = _check_features(features, n_clusters)
     spaces = {False: features}
     if any(_CLUSTERERS[method][0] for method in methods):
-        spaces[True] = embed_umap(features, n_clusters, seed)
+        spaces[True] = embed_umap(features, n_clusters, seed, umap_neighbors)
     assignments = {}
     for method in methods:
         on_umap, fit = _CLUSTERERS[method]
@@ -205,17 +212,19 @@ def _cluster_all(features, methods, n_clusters, seed):
     return assignments
 
 
-def cluster(features, method, n_clusters, seed):
+def cluster(features, method, n_clusters, seed, umap_neighbors=UMAP_NEIGHBORS):
     """Cluster features with the named method and return integer cluster ids [N]."""
     _check_method(method)
-    return _cluster_all(features, (method,), n_clusters, seed)[method]
+    return _cluster_all(features, (method,), n_clusters, seed, umap_neighbors)[method]
 
 
-def evaluate_representation(features, labels, methods=CLUSTERERS, n_clusters=None, seed=0):
+def evaluate_representation(features, labels, methods=CLUSTERERS, n_clusters=None, seed=0,
+                            umap_neighbors=UMAP_NEIGHBORS):
     """Cluster features with each method and score it: {method: {"acc","nmi","ari"}}.
 
     n_clusters defaults to the number of distinct non-negative labels. Negative
     labels mark unlabeled samples: they are clustered but not scored.
+    umap_neighbors is the UMAP clusterers' neighbour count.
     """
     if isinstance(methods, str):
         methods = (methods,)
@@ -238,9 +247,10 @@ def evaluate_representation(features, labels, methods=CLUSTERERS, n_clusters=Non
         raise ValueError(
             "all labels are negative: the data has no labels to score against"
         )
+    check_umap_neighbors(umap_neighbors)
     if n_clusters is None:
         n_clusters = len(np.unique(labels[is_labeled]))
-    assignments = _cluster_all(features, tuple(methods), n_clusters, seed)
+    assignments = _cluster_all(features, tuple(methods), n_clusters, seed, umap_neighbors)
     return {
         method: score_clustering(labels[is_labeled], assignments[method][is_labeled])
         for method in methods

@@ -47,6 +47,16 @@ def test_the_data_comes_from_the_runs_own_folder_by_default(ddnmf_run, tmp_path,
     assert json.loads(report_path.read_text())["metrics"]["kmeans"] == pytest.approx(trained["metrics"]["kmeans"])
 
 
+def test_the_umap_neighbour_count_goes_to_the_report_and_a_bad_one_is_a_one_line_error(ddnmf_run, tmp_path, capsys):
+    report_path = tmp_path / "scores.json"
+    assert _evaluate("--run-dir", str(ddnmf_run), "--clusterer", "umap_kmeans", "--umap-neighbors", "15",
+                     "--json", str(report_path)) == 0
+    assert json.loads(report_path.read_text())["umap_neighbors"] == 15
+    capsys.readouterr()
+    assert _evaluate("--run-dir", str(ddnmf_run), "--umap-neighbors", "1") == 2
+    assert "umap_neighbors must be a whole number >= 2, got 1" in capsys.readouterr().err
+
+
 def test_one_clusterer_and_a_number_of_clusters(ddnmf_run, data_dir, tmp_path):
     report_path = tmp_path / "scores.json"
     assert _evaluate("--run-dir", str(ddnmf_run), "--data-dir", str(data_dir), "--split", "train",

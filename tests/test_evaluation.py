@@ -309,3 +309,16 @@ def test_check_clusterable_refuses_before_any_work():
         check_clusterable(9, 10, ("kmeans",))
     with pytest.raises(ValueError, match="unknown clustering method 'tsne'"):
         check_clusterable(100, 10, ("tsne",))
+
+
+def test_the_umap_neighbour_count_is_a_setting_that_changes_the_embedding():
+    features = np.random.default_rng(0).normal(size=(200, 5))
+    np.testing.assert_array_equal(embed_umap(features, 3, seed=0), embed_umap(features, 3, seed=0, n_neighbors=100))
+    assert not np.array_equal(embed_umap(features, 3, seed=0, n_neighbors=5), embed_umap(features, 3, seed=0))
+
+
+@pytest.mark.parametrize("bad", [1, 0, 2.5, True, "20"])
+def test_a_bad_umap_neighbour_count_is_refused(bad):
+    features = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match="umap_neighbors must be a whole number >= 2"):
+        evaluate_representation(features, np.arange(40) % 2, ("kmeans",), umap_neighbors=bad)

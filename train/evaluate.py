@@ -20,7 +20,7 @@ from ddnmf_tf.baselines import load_run_model
 from ddnmf_tf.checkpoints import RESULTS_FILE, load_config
 from ddnmf_tf.cli import CLIParser, parse_clusterers, run_cli
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_arrays
-from ddnmf_tf.evaluation import CLUSTERERS, evaluate_representation
+from ddnmf_tf.evaluation import CLUSTERERS, UMAP_NEIGHBORS, check_umap_neighbors, evaluate_representation
 from ddnmf_tf.figures import save_parts
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.runner import encode
@@ -39,6 +39,8 @@ def build_parser():
                         help=f"comma-separated clusterers (default: {','.join(CLUSTERERS)})")
     parser.add_argument("--clusters", type=int, help="number of clusters (default: the number of classes)")
     parser.add_argument("--seed", type=int, help="seed of the clusterers (default: the run's seed)")
+    parser.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
+                        help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
     parser.add_argument("--json", help="also write the scores to this JSON file")
     parser.add_argument("--parts", help="also draw the decoded NMF parts of a DDNMF run into this PNG")
     return parser
@@ -52,6 +54,7 @@ def run_defaults(run_dir):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_umap_neighbors(args.umap_neighbors)
     config = load_config(args.run_dir)
     model = load_run_model(args.run_dir)
     finished = run_defaults(args.run_dir)
@@ -63,9 +66,10 @@ def main(argv=None):
     data_dir = args.data_dir or finished.get("data_dir")
     images, labels = load_arrays(dataset, split, source=args.source, data_dir=data_dir, seed=config.seed)
     features = encode(model, images)
-    metrics = evaluate_representation(features, labels, args.clusterers, n_clusters=args.clusters, seed=seed)
+    metrics = evaluate_representation(features, labels, args.clusterers, n_clusters=args.clusters, seed=seed,
+                                      umap_neighbors=args.umap_neighbors)
     report = {"run_dir": str(args.run_dir), "dataset": dataset, "split": split, "images": len(images),
-              "representation_width": int(features.shape[1]), "seed": seed,
+              "representation_width": int(features.shape[1]), "seed": seed, "umap_neighbors": args.umap_neighbors,
               "clusters": args.clusters or len(set(labels[labels >= 0].tolist())), "metrics": metrics}
     print(f"{dataset}/{split}: {len(images)} images, {report['clusters']} clusters, seed {seed}, run {args.run_dir}")
     for method, scores in metrics.items():
