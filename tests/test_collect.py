@@ -57,3 +57,13 @@ def test_a_json_file_that_is_not_a_report_is_a_one_line_error(tmp_path, capsys):
     other.write_text(json.dumps({"metrics": {}}))
     assert collect.run_cli(collect.main, [str(other)]) == 2
     assert "is not a train.evaluate --json report" in capsys.readouterr().err
+
+
+def test_a_report_with_other_umap_neighbours_says_so(tmp_path, capsys):
+    run = _finished(tmp_path / "a", 0, 0.6)
+    report = tmp_path / "rescored.json"
+    report.write_text(json.dumps({"run_dir": run, "umap_neighbors": 20,
+                                  "metrics": {"umap_gmm": {"acc": 0.9, "nmi": 0.8, "ari": 0.7}}}))
+    collect.main([str(report)])
+    assert capsys.readouterr().out.strip().splitlines()[2].startswith(
+        "| mnist | rescored with umap_neighbors=20, train on test | 0 |")

@@ -20,6 +20,7 @@ from pathlib import Path
 from ddnmf_tf.checkpoints import RESULTS_FILE
 from ddnmf_tf.cli import CLIParser, run_cli
 from ddnmf_tf.config import DDNMFConfig
+from ddnmf_tf.evaluation import UMAP_NEIGHBORS
 
 METRICS = ("acc", "nmi", "ari")
 # Fields every run sets for itself: shown in their own columns, never as a difference from the defaults.
@@ -42,17 +43,20 @@ def load_results(run):
         report = json.loads(path.read_text())
         if not {"run_dir", "metrics"} <= report.keys():
             raise ValueError(f"{run} is not a train.evaluate --json report: it has no run_dir and metrics")
-        return {**load_results(report["run_dir"]), "metrics": report["metrics"]}
+        return {**load_results(report["run_dir"]), "metrics": report["metrics"],
+                "umap_neighbors": report.get("umap_neighbors", UMAP_NEIGHBORS)}
     if not (path / RESULTS_FILE).is_file():
         raise ValueError(f"{run} has no {RESULTS_FILE}: the run has not finished")
     return json.loads((path / RESULTS_FILE).read_text())
 
 
 def changed_settings(results):
-    """'field=value' for every config field that differs from the defaults, and the training split."""
+    """'field=value' for each config field off its default, other UMAP neighbours, the training split."""
     defaults = DDNMFConfig().to_dict()
     changed = [f"{name}={value}" for name, value in sorted(results["config"].items())
                if name not in OWN_COLUMNS and defaults.get(name) != value]
+    if results.get("umap_neighbors", UMAP_NEIGHBORS) != UMAP_NEIGHBORS:
+        changed.append(f"rescored with umap_neighbors={results['umap_neighbors']}")
     return ", ".join(changed + [f"train on {results['train_split']}"])
 
 
