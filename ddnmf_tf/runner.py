@@ -20,7 +20,7 @@ from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
-from ddnmf_tf.training import DDNMFTrainer, training_batches
+from ddnmf_tf.training import DDNMFTrainer, learning_rate_at, training_batches
 
 PREVIEW_IMAGES = 8
 PREDICT_BATCH = 1024
@@ -159,7 +159,6 @@ def run(config, settings, trainer=None, log=print):
     if settings.resume:
         checkpoints.restore(checkpoint, checkpoints.latest_checkpoint(run_dir)).assert_existing_objects_matched()
         checkpoints.check_resumable(run_dir, config)  # after the restore, which names differing shapes
-        trainer.optimizer.learning_rate.assign(config.learning_rate)  # the checkpoint holds the old rate
         log(f"resumed {run_dir} at step {int(trainer.step)}")
     checkpoints.save_config(own_dir, config)
     loop = _TrainingLoop(trainer, config, settings, own_dir, log)
@@ -239,6 +238,9 @@ class _TrainingLoop:
                 summaries.write_hparams(config, settings)
             for epoch in range(first_step // steps_per_epoch, config.epochs):
                 done_in_epoch = int(trainer.step) - epoch * steps_per_epoch
+                rate = learning_rate_at(config, epoch)
+                trainer.optimizer.learning_rate.assign(rate)
+                summaries.write_learning_rate(rate, epoch + 1)
                 progress.start(epoch, config.epochs, done_in_epoch)
                 started = time.perf_counter()
                 self._epoch(self.batches(images, epoch, done_in_epoch), epoch, progress)

@@ -31,6 +31,11 @@ def write_losses(terms, step, prefix="loss"):
         tf.summary.scalar(f"{prefix}/{name}", value, step=step)
 
 
+def write_learning_rate(rate, epoch):
+    """learning_rate: the optimizer's rate during `epoch` (1-based, as epoch_loss)."""
+    tf.summary.scalar("learning_rate", rate, step=epoch)
+
+
 def write_scores(scores, step):
     """eval/<clusterer>/<metric> for every clusterer and metric."""
     for clusterer, metrics in scores.items():

@@ -39,6 +39,14 @@ def training_batches(images, config, epoch):
     )
 
 
+def learning_rate_at(config, epoch):
+    """Adam's rate during `epoch` (0-based): constant, or Keras's CosineDecay evaluated once an epoch."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs)
+    return float(schedule(epoch))
+
+
 class DDNMFTrainer:
     """The model, its optimizer and the compiled training step, under a `tf.distribute` strategy.
 

@@ -24,6 +24,14 @@ def test_rows_name_what_differs_from_the_defaults(tmp_path, capsys):
     assert rows[1].startswith("| mnist | rank=20, train on test | 0 | 10 |")
 
 
+def test_an_autoencoder_run_is_named_and_kept_apart_from_ddnmf(tmp_path, capsys):
+    ae1 = _finished(tmp_path / "ae1", 0, 0.5)
+    (tmp_path / "ae1" / "autoencoder.json").write_text(json.dumps({"kind": "ae1"}))
+    collect.main([_finished(tmp_path / "ddnmf", 1, 0.7), ae1, "--mean"])
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert [row.split(" | ")[1:3] for row in rows] == [["train on test", "1"], ["model=AE1, train on test", "0"]]
+
+
 def test_mean_puts_seeds_of_one_setting_on_one_row(tmp_path, capsys):
     runs = [_finished(tmp_path / f"s{seed}", seed, acc) for seed, acc in ((0, 0.6), (1, 0.7), (2, 0.8))]
     collect.main(runs + ["--mean"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util.tensor_util import make_ndarray
 
 from tests.idx_files import random_split, write_split, write_tiny_mnist
 from train import run as train_run
@@ -105,6 +106,7 @@ def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):
         (["--noise-level", "1.5"], "noise_level must be in [0, 1)"),
         (["--beta", "-1"], "loss weight beta must be a finite number >= 0"),
         (["--dataset", "cifar"], "invalid choice: 'cifar'"),
+        (["--lr-schedule", "linear"], "--lr-schedule: invalid choice: 'linear'"),
         (["--batch-size", "many"], "invalid int value: 'many'"),
         (["--clusterers", "kmeans,tsne"], "--clusterers takes names from kmeans, gmm, umap_kmeans, umap_gmm"),
     ],
@@ -209,6 +211,23 @@ def test_resume_trains_at_the_learning_rate_asked_for(finished_run, data_dir):
                             resume=True, quiet=True), trainer=trainer)
     assert float(trainer.optimizer.learning_rate) == pytest.approx(0.0005)
     assert json.loads((finished_run / "config.json").read_text())["learning_rate"] == 0.0005
+
+
+def test_cosine_schedule_sets_each_epochs_rate_and_logs_it(data_dir, tmp_path):
+    from ddnmf_tf.runner import RunSettings, run
+    from ddnmf_tf.training import DDNMFTrainer
+
+    config = train_run.config_from_args(train_run.build_parser().parse_args(
+        SMALL + ["--epochs", "4", "--lr", "0.002", "--lr-schedule", "cosine"]))
+    trainer = DDNMFTrainer(config)
+    run(config, RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(tmp_path),
+                            clusterers=("kmeans",), quiet=True), trainer=trainer)
+    # cos decay from 0.002 to 0 over 4 epochs, read at the start of epochs 0-3
+    expected = [0.002, 0.001707107, 0.001, 0.000292893]
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(expected[-1], rel=1e-5)
+    logged = [(event.step, float(make_ndarray(event.tensor_proto))) for event in _events(tmp_path).Tensors("learning_rate")]
+    assert [step for step, _ in logged] == [1, 2, 3, 4]
+    assert [rate for _, rate in logged] == pytest.approx(expected, rel=1e-5)
 
 
 def test_resume_takes_the_saved_settings_and_refuses_other_ones(data_dir, tmp_path, capsys):

@@ -89,3 +89,15 @@ def test_fresh_noise_changes_every_epoch_fixed_noise_does_not():
         same_noise = np.array_equal(noisy0.numpy()[order0], noisy1.numpy()[order1])
         assert same_noise == fixed
         assert not np.array_equal(clean0, clean1)  # reshuffled per epoch
+
+
+def test_learning_rate_is_constant_or_a_cosine_over_the_epochs():
+    from ddnmf_tf.training import learning_rate_at
+
+    constant = DDNMFConfig(learning_rate=0.01, epochs=10)
+    assert [learning_rate_at(constant, epoch) for epoch in (0, 5, 9)] == [0.01, 0.01, 0.01]
+    cosine = DDNMFConfig(learning_rate=0.01, epochs=10, lr_schedule="cosine")
+    rates = [learning_rate_at(cosine, epoch) for epoch in range(10)]
+    assert rates[0] == pytest.approx(0.01) and rates[5] == pytest.approx(0.005)
+    assert rates[9] == pytest.approx(0.01 * (1 + np.cos(np.pi * 0.9)) / 2, rel=1e-5)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))

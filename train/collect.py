@@ -1,7 +1,8 @@
 """Tabulate finished runs: `python -m train.collect RUN... [--mean]`.
 
 Prints a markdown table with one row per run directory (its results.json):
-the dataset, the config fields that differ from today's DDNMFConfig
+the dataset, the model when it is not DDNMF (AE1/AE2 of
+ddnmf_tf.baselines), the config fields that differ from today's DDNMFConfig
 defaults, the seed, epochs, wall seconds and the ACC / NMI / ARI of every
 clusterer the run was scored with. A RUN may also be the JSON report of
 `python -m train.evaluate --run-dir DIR --json REPORT`: the row is DIR's,
@@ -17,6 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from ddnmf_tf.baselines import AUTOENCODER_FILE
 from ddnmf_tf.checkpoints import RESULTS_FILE
 from ddnmf_tf.cli import CLIParser, run_cli
 from ddnmf_tf.config import DDNMFConfig
@@ -47,13 +49,17 @@ def load_results(run):
                 "umap_neighbors": report.get("umap_neighbors", UMAP_NEIGHBORS)}
     if not (path / RESULTS_FILE).is_file():
         raise ValueError(f"{run} has no {RESULTS_FILE}: the run has not finished")
-    return json.loads((path / RESULTS_FILE).read_text())
+    results = json.loads((path / RESULTS_FILE).read_text())
+    if (path / AUTOENCODER_FILE).is_file():
+        results["model"] = json.loads((path / AUTOENCODER_FILE).read_text())["kind"].upper()
+    return results
 
 
 def changed_settings(results):
-    """'field=value' for each config field off its default, other UMAP neighbours, the training split."""
+    """A baseline's model, 'field=value' for each config field off its default, other UMAP neighbours, the training split."""
     defaults = DDNMFConfig().to_dict()
-    changed = [f"{name}={value}" for name, value in sorted(results["config"].items())
+    changed = [f"model={results['model']}"] if "model" in results else []
+    changed += [f"{name}={value}" for name, value in sorted(results["config"].items())
                if name not in OWN_COLUMNS and defaults.get(name) != value]
     if results.get("umap_neighbors", UMAP_NEIGHBORS) != UMAP_NEIGHBORS:
         changed.append(f"rescored with umap_neighbors={results['umap_neighbors']}")

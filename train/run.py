@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ddnmf_tf.config import NOISE_TYPES, DDNMFConfig
+from ddnmf_tf.config import LR_SCHEDULES, NOISE_TYPES, DDNMFConfig
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, load_config
@@ -56,6 +56,8 @@ def build_parser():
     optimisation.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs to train")
     optimisation.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step")
     optimisation.add_argument("--lr", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate")
+    optimisation.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+                              help="constant rate, or cosine decay towards 0 over --epochs (once an epoch)")
     optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of every random choice")
     optimisation.add_argument("--no-jit", action="store_true", help="do not compile the training step with XLA")
 
@@ -110,7 +112,7 @@ def config_from_args(args):
         apposition_trains_supervisor=args.apposition_trains_supervisor,
         noise_type=args.noise_type, noise_level=args.noise_level,
         noise_rescale=args.noise_rescale, noise_fixed=args.noise_fixed,
-        learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+        learning_rate=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size, epochs=args.epochs,
         seed=args.seed, jit_compile=not args.no_jit,
     )
 
