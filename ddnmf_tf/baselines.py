@@ -103,12 +103,18 @@ def train_autoencoder(kind, config, settings, log=print):
     return trainer.model, run(config, settings, trainer=trainer, log=log)
 
 
+def run_kind(run_dir):
+    """"ae1" or "ae2" when the run directory holds autoencoder.json, else None (a DDNMF run)."""
+    marker = Path(run_dir) / AUTOENCODER_FILE
+    return json.loads(marker.read_text())["kind"] if marker.is_file() else None
+
+
 def load_run_model(run_dir):
     """The trained model of a run directory: AE1/AE2 when it holds autoencoder.json, else DDNMF."""
-    marker = Path(run_dir) / AUTOENCODER_FILE
-    if not marker.is_file():
+    kind = run_kind(run_dir)
+    if kind is None:
         return checkpoints.load_model(run_dir)
-    model = build_autoencoder(json.loads(marker.read_text())["kind"], checkpoints.load_config(run_dir))
+    model = build_autoencoder(kind, checkpoints.load_config(run_dir))
     checkpoints.restore(tf.train.Checkpoint(model=model), checkpoints.latest_checkpoint(run_dir)).expect_partial()
     return model
 

@@ -18,7 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from ddnmf_tf.baselines import AUTOENCODER_FILE
+from ddnmf_tf.baselines import run_kind
 from ddnmf_tf.checkpoints import RESULTS_FILE
 from ddnmf_tf.cli import CLIParser, run_cli
 from ddnmf_tf.config import DDNMFConfig
@@ -50,8 +50,9 @@ def load_results(run):
     if not (path / RESULTS_FILE).is_file():
         raise ValueError(f"{run} has no {RESULTS_FILE}: the run has not finished")
     results = json.loads((path / RESULTS_FILE).read_text())
-    if (path / AUTOENCODER_FILE).is_file():
-        results["model"] = json.loads((path / AUTOENCODER_FILE).read_text())["kind"].upper()
+    kind = run_kind(path)
+    if kind:
+        results["model"] = kind.upper()
     return results
 
 
