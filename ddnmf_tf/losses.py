@@ -9,15 +9,21 @@ authors' script weights mean squared errors too: 1.0 / 0.01 per pair / 1.0).
 `global_batch_size` divides the per-example sum by the global batch under a
 `tf.distribute` strategy (`tf.nn.compute_average_loss`); left None it is the
 local batch mean.
+
+The terms are written in `keras.ops`, so they also run on Keras's JAX
+backend (`bench/gpu_screen.py`); only the `tf.distribute` reduction needs
+TensorFlow.
 """
 
-import tensorflow as tf
+from keras import ops
 
 
 def _mean_squared_error(targets, outputs, global_batch_size=None):
-    per_example = tf.reduce_mean(tf.square(targets - outputs), axis=-1)
+    per_example = ops.mean(ops.square(targets - outputs), axis=-1)
     if global_batch_size is None:
-        return tf.reduce_mean(per_example)
+        return ops.mean(per_example)
+    import tensorflow as tf  # only the tf.distribute path needs it
+
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
@@ -49,7 +55,7 @@ def apposition_loss(supervisor_features, student_features, global_batch_size=Non
         _mean_squared_error(target, output, global_batch_size)
         for target, output in apposition_pairs(supervisor_features, student_features)
     ]
-    return tf.add_n(per_pair), per_pair
+    return sum(per_pair[1:], per_pair[0]), per_pair
 
 
 def non_negative_constraint_loss(encoder_output, nmf_reconstruction, global_batch_size=None):

@@ -1,0 +1,249 @@
+"""Screen many DDNMF settings at once on a GPU, through Keras's JAX backend.
+
+The lent GPU machines have JAX but no TensorFlow, and TensorFlow's CUDA wheels
+are too big to carry there, so this screen trains the library's own networks
+(`ddnmf_tf.networks.DDNMF`) with the library's own loss terms
+(`ddnmf_tf.losses`, eqs 4-7 and the reconstruction term) on the JAX backend.
+A population of members trains at once (`jax.vmap`): each member has its own
+seed and weights, and its own beta, gamma, reconstruction weight, masking
+level, learning rate, NMF-bias switch and apposition-trains-supervisor switch
+(alpha scales only the supervisor's gradient, which Adam's scaling undoes, so
+it is not screened). H of the evaluation split is scored with
+`ddnmf_tf.evaluation` at the checkpoint epochs, on CPU worker processes while
+training goes on. Results are a screen: the step, its optimizer (optax Adam,
+Keras's epsilon), the per-batch masking and the shuffling are this file's, not
+`ddnmf_tf.training`'s, and GPU runs are not bitwise repeatable. Settings worth
+keeping are confirmed with `python -m train.run` (docs/results.md, "GPU screen").
+
+    python -m bench.gpu_screen --data-dir DIR [--train-split test] \\
+        --grid GRID.json --epochs 30,100 --umap-epochs 100 --out OUT
+    python -m bench.gpu_screen --score H.npz --grid GRID.json --out OUT/scores.json
+    python -m bench.gpu_screen --summarize OUT/results.json [more.json ...]
+
+Where TensorFlow is missing, `--score` needs KERAS_BACKEND=jax in the
+environment (the scorer imports `ddnmf_tf`, hence Keras); training sets it.
+
+GRID.json is a list of members: {"name": ..., "seed": ..., <any of SCREENED>}.
+"""
+
+import argparse
+import collections
+import concurrent.futures as futures
+import gzip
+import json
+import multiprocessing
+import os
+import statistics
+import time
+
+import numpy as np
+
+SCREENED = ("alpha", "beta", "gamma", "reconstruction_weight", "noise_level", "learning_rate", "nmf_bias",
+            "apposition_trains_supervisor")
+
+
+def read_idx_split(data_dir, split):
+    """(images [N, 784] float32 in [0, 1], labels [N]) of a split stored as gzipped IDX files."""
+    stem = "train" if split == "train" else "t10k"
+
+    def read(name, offset):
+        with gzip.open(os.path.join(data_dir, f"{stem}-{name}-idx{3 if name == 'images' else 1}-ubyte.gz")) as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+    return read("images", 16).reshape(-1, 784).astype(np.float32) / 255.0, read("labels", 8).astype(np.int64)
+
+
+def score(tag, features, labels, methods):
+    """(tag, {method: scores}, seconds): one member's H scored in a worker process."""
+    from ddnmf_tf.evaluation import evaluate_representation
+
+    start = time.time()
+    return tag, evaluate_representation(features, labels, methods=methods, seed=0), time.time() - start
+
+
+def _pool(workers):
+    # Workers are spawned, not forked, after JAX has started; one thread each (numba, BLAS).
+    for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    return futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _rows(jobs):
+    rows = []
+    for job in jobs:
+        if job.done():
+            (name, seed, epoch), scores, seconds = job.result()
+            rows.append({"name": name, "seed": seed, "epoch": epoch, "scores": scores, "score_seconds": seconds})
+    return rows
+
+
+def train_population(args):
+    """Train every member of the grid together and score H at each checkpoint; write OUT/results.json."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras is first imported; the workers inherit it
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from ddnmf_tf import losses
+    from ddnmf_tf.config import DDNMFConfig
+    from ddnmf_tf.networks import DDNMF
+
+    members = json.load(open(args.grid))
+    defaults = DDNMFConfig()
+    hyper = {key: jnp.asarray([float(m.get(key, getattr(defaults, key))) for m in members], jnp.float32)
+             for key in SCREENED}
+    checkpoints = sorted(int(e) for e in args.epochs.split(","))
+    umap_epochs = {int(e) for e in args.umap_epochs.split(",") if e}
+    train_x, _ = read_idx_split(args.data_dir, args.train_split)
+    eval_x, eval_y = read_idx_split(args.data_dir, "test")
+    n, batch = len(train_x), args.batch_size
+    steps = n // batch  # the last partial batch is dropped; train.run keeps it
+    print(f"{jax.devices()} members={len(members)} images={n} steps/epoch={steps}", flush=True)
+
+    # Every member is built with the NMF bias so that all share one parameter structure;
+    # a member without it keeps the bias at its zero start (its gradient is masked).
+    models = [DDNMF(DDNMFConfig(seed=int(m["seed"]), rank=args.rank, nmf_bias=True)) for m in members]
+    for model in models:
+        model.build((None, 784))
+    supervisor, student = models[0].supervisor, models[0].student
+    depth = len(defaults.layer_sizes)
+    bias = [i for i, v in enumerate(student.trainable_variables) if v.path.endswith("/nmf/encoding_bias")]
+    params = {
+        net: [jnp.stack([getattr(m, net).trainable_variables[i].value for m in models])
+              for i in range(len(getattr(models[0], net).trainable_variables))]
+        for net in ("supervisor", "student")
+    }
+    adam = optax.scale_by_adam(eps=1e-7)  # Keras's Adam epsilon
+    opt_state = jax.vmap(adam.init)(params)
+
+    def total_loss(p, h, clean, noisy):
+        """ddnmf_tf.training's weighted loss (eq 7), one member."""
+        supervisor_features, _ = supervisor.stateless_call(p["supervisor"], [], clean)
+        student_features, _ = student.stateless_call(p["student"], [], noisy)
+        on = h["apposition_trains_supervisor"]  # the value of f; its gradient reaches the supervisor only if on
+        targets = [f * on + jax.lax.stop_gradient(f) * (1 - on) for f in supervisor_features]
+        return losses.interpretability_loss(
+            losses.symmetric_loss(clean, supervisor_features[-1]),
+            losses.apposition_loss(targets, student_features)[0],
+            losses.non_negative_constraint_loss(student_features[depth - 1], student_features[depth + 1]),
+            h["alpha"], h["beta"], h["gamma"],
+            losses.reconstruction_loss(clean, student_features[-1]), h["reconstruction_weight"],
+        )
+
+    def epoch(p, state, key, h, images):
+        shuffle_key, noise_key = jax.random.split(key)
+        order = jax.random.permutation(shuffle_key, n)[: steps * batch].reshape(steps, batch)
+
+        def step(carry, inputs):
+            p, state = carry
+            index, step_key = inputs
+            clean = images[index]
+            noisy = clean * jax.random.bernoulli(step_key, 1.0 - h["noise_level"], clean.shape)
+            loss, grads = jax.value_and_grad(total_loss)(p, h, clean, noisy)
+            for i in bias:
+                grads["student"][i] = grads["student"][i] * h["nmf_bias"]
+            updates, state = adam.update(grads, state, p)
+            p = jax.tree_util.tree_map(lambda w, u: w - h["learning_rate"] * u, p, updates)
+            return (p, state), loss
+
+        (p, state), step_losses = jax.lax.scan(step, (p, state), (order, jax.random.split(noise_key, steps)))
+        return p, state, step_losses.mean()
+
+    train_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, 0, None)))
+    represent = jax.jit(jax.vmap(lambda p, x: student.stateless_call(p["student"], [], x)[0][depth],
+                                 in_axes=(0, None)))
+    images, eval_images = jnp.asarray(train_x), jnp.asarray(eval_x)
+    keys = jnp.stack([jax.random.PRNGKey(int(m["seed"])) for m in members])
+    os.makedirs(args.out, exist_ok=True)
+
+    def write(jobs, train_seconds):
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump({"members": members, "rank": args.rank, "batch_size": batch, "data_dir": args.data_dir,
+                       "train_split": args.train_split, "train_seconds": train_seconds,
+                       "devices": str(jax.devices()), "rows": _rows(jobs)}, f, indent=1)
+
+    jobs, start = [], time.time()
+    with _pool(args.workers) as pool:
+        for e in range(1, checkpoints[-1] + 1):
+            keys, epoch_keys = jax.vmap(lambda k: tuple(jax.random.split(k)))(keys)
+            params, opt_state, loss = train_epoch(params, opt_state, epoch_keys, hyper, images)
+            if e == 1 or e % 10 == 0:
+                loss.block_until_ready()
+                rate = e * steps * batch * len(members) / (time.time() - start)
+                print(f"epoch {e} {time.time() - start:.1f}s images/s (all members) {rate:.0f}", flush=True)
+            if e in checkpoints:
+                h_all = np.asarray(represent(params, eval_images))
+                if e == args.save_h:
+                    np.savez_compressed(os.path.join(args.out, f"h{e}.npz"), h=h_all, y=eval_y)
+                methods = ("kmeans", "gmm") + (("umap_kmeans", "umap_gmm") if e in umap_epochs else ())
+                jobs += [pool.submit(score, (m["name"], int(m["seed"]), e), h_all[i], eval_y, methods)
+                         for i, m in enumerate(members)]
+                write(jobs, time.time() - start)
+        train_seconds = time.time() - start
+        print(f"training done in {train_seconds:.1f}s", flush=True)
+        while futures.wait(jobs, timeout=20).not_done:
+            write(jobs, train_seconds)
+    write(jobs, train_seconds)
+
+
+def score_saved(args):
+    """Score the H of every member saved by --save-h (epoch recorded as 0 unless --epoch)."""
+    saved = np.load(args.score)
+    members = json.load(open(args.grid))
+    methods = tuple(args.methods.split(","))
+    with _pool(args.workers) as pool:
+        jobs = [pool.submit(score, (m["name"], int(m["seed"]), args.epoch), saved["h"][i].astype(np.float32),
+                            saved["y"], methods) for i, m in enumerate(members)]
+        futures.wait(jobs)
+    with open(args.out, "w") as f:
+        json.dump({"members": members, "scored": args.score, "rows": _rows(jobs)}, f, indent=1)
+
+
+def summarize(paths):
+    """Markdown table: mean ACC / NMI / ARI of every (epoch, setting) over its seeds, from results files."""
+    groups = collections.defaultdict(list)
+    for path in paths:
+        for row in json.load(open(path))["rows"]:
+            groups[(row["epoch"], row["name"])].append(row)
+    methods = ("kmeans", "gmm", "umap_kmeans", "umap_gmm")
+    lines = ["| epochs | setting | seeds | " + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
+    for (epoch, name), rows in sorted(groups.items()):
+        cells = []
+        for method in methods:
+            scored = [row["scores"][method] for row in rows if method in row["scores"]]
+            cells.append(" / ".join(f"{statistics.mean(s[k] for s in scored):.3f}" for k in ("acc", "nmi", "ari"))
+                         if scored else "")
+        seeds = ",".join(str(row["seed"]) for row in sorted(rows, key=lambda row: row["seed"]))
+        lines.append(f"| {epoch} | {name} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", help="folder of the gzipped IDX files")
+    parser.add_argument("--train-split", choices=("train", "test"), default="train")
+    parser.add_argument("--grid", help="JSON list of members")
+    parser.add_argument("--rank", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", default="30,100", help="checkpoint epochs; the last is the run's length")
+    parser.add_argument("--umap-epochs", default="", help="checkpoints also scored with the UMAP clusterers")
+    parser.add_argument("--save-h", type=int, default=0, help="checkpoint epoch whose H is saved (h<epoch>.npz)")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--out", help="output folder (training) or JSON file (--score)")
+    parser.add_argument("--score", help="an h<epoch>.npz to score instead of training")
+    parser.add_argument("--epoch", type=int, default=0, help="the epoch recorded for --score rows")
+    parser.add_argument("--methods", default="kmeans,gmm,umap_kmeans,umap_gmm", help="clusterers for --score")
+    parser.add_argument("--summarize", nargs="+", metavar="RESULTS", help="print the table of results files")
+    args = parser.parse_args(argv)
+    if args.summarize:
+        print(summarize(args.summarize))
+    elif args.score:
+        score_saved(args)
+    elif args.data_dir and args.grid and args.out:
+        train_population(args)
+    else:
+        parser.error("give --data-dir, --grid and --out to train, --score to score, or --summarize")
+
+
+if __name__ == "__main__":
+    main()

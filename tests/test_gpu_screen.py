@@ -1,0 +1,78 @@
+"""bench/gpu_screen.py's parts that run without JAX: its IDX reader, scoring of saved H, the summary table.
+
+Its training path needs JAX and a GPU machine; docs/results.md ("GPU screen") has its runs.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import gpu_screen
+from ddnmf_tf.data import load_arrays
+from tests.idx_files import write_tiny_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_idx_reader_matches_the_library_loader(tmp_path):
+    folder = write_tiny_mnist(tmp_path, train=30, test=20)
+    for split in ("train", "test"):
+        images, labels = gpu_screen.read_idx_split(folder, split)
+        expected_images, expected_labels = load_arrays("mnist", split, source="idx", data_dir=folder)
+        np.testing.assert_array_equal(images, expected_images)
+        np.testing.assert_array_equal(labels, expected_labels)
+
+
+def test_scoring_saved_h_scores_each_member_with_its_name_seed_and_epoch(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    separated = np.eye(3)[labels] + 0.05 * rng.standard_normal((120, 3))
+    shuffled = rng.permutation(separated)
+    np.savez(tmp_path / "h7.npz", h=np.stack([separated, shuffled]).astype(np.float16), y=labels)
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps([{"name": "clean", "seed": 0}, {"name": "shuffled", "seed": 4, "gamma": 1.0}]))
+    out = tmp_path / "scores.json"
+
+    gpu_screen.main(["--score", str(tmp_path / "h7.npz"), "--grid", str(grid), "--methods", "kmeans",
+                     "--epoch", "7", "--workers", "1", "--out", str(out)])
+
+    rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
+    assert {(row["seed"], row["epoch"]) for row in rows.values()} == {(0, 7), (4, 7)}
+    assert rows["clean"]["scores"]["kmeans"]["acc"] == 1.0
+    assert rows["shuffled"]["scores"]["kmeans"]["acc"] < 0.6
+
+
+def test_summary_averages_each_setting_over_its_seeds_per_epoch(tmp_path):
+    def row(name, seed, epoch, acc):
+        return {"name": name, "seed": seed, "epoch": epoch,
+                "scores": {"kmeans": {"acc": acc, "nmi": acc / 2, "ari": 0.0}}}
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"rows": [row("default", 1, 30, 0.6), row("rec0", 0, 30, 0.5)]}))
+    second.write_text(json.dumps({"rows": [row("default", 0, 30, 0.4), row("default", 0, 100, 0.9)]}))
+
+    table = gpu_screen.summarize([first, second]).splitlines()
+
+    assert table[0] == "| epochs | setting | seeds | kmeans | gmm | umap_kmeans | umap_gmm |"
+    assert table[2:] == [
+        "| 30 | default | 0,1 | 0.500 / 0.250 / 0.000 |  |  |  |",
+        "| 30 | rec0 | 0 | 0.500 / 0.250 / 0.000 |  |  |  |",
+        "| 100 | default | 0 | 0.900 / 0.450 / 0.000 |  |  |  |",
+    ]
+
+
+def test_without_a_task_it_says_what_to_give():
+    result = subprocess.run([sys.executable, "-m", "bench.gpu_screen"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "give --data-dir, --grid and --out to train" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--data-dir", "d"], ["--grid", "g.json", "--out", "o"]])
+def test_training_needs_data_grid_and_output(argv):
+    with pytest.raises(SystemExit):
+        gpu_screen.main(argv)
