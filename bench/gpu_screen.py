@@ -5,13 +5,14 @@ are too big to carry there, so this screen trains the library's own networks
 (`ddnmf_tf.networks.DDNMF`) with the library's own loss terms
 (`ddnmf_tf.losses`, eqs 4-7 and the reconstruction term) on the JAX backend.
 A population of members trains at once (`jax.vmap`): each member has its own
-seed and weights, and its own beta, gamma, reconstruction weight, masking
-level, learning rate, NMF-bias switch and apposition-trains-supervisor switch
-(alpha scales only the supervisor's gradient, which Adam's scaling undoes, so
-it is not screened). H of the evaluation split is scored with
-`ddnmf_tf.evaluation` at the checkpoint epochs, on CPU worker processes while
-training goes on. Results are a screen: the step, its optimizer (optax Adam,
-Keras's epsilon), the per-batch masking and the shuffling are this file's, not
+seed and weights, and its own values of SCREENED (loss weights, masking level,
+learning rate, NMF-bias and apposition-trains-supervisor switches), validated
+by `DDNMFConfig`. H of the evaluation split is scored with
+`ddnmf_tf.evaluation` (clusterers seeded 0; `train.run` seeds them with the
+run's seed) at the checkpoint epochs, on CPU worker processes while training
+goes on. Results are a screen: the step, its optimizer (optax's Adam with
+epsilon 1e-7, added after the bias correction where Keras adds it before),
+the per-batch masking and the shuffling are this file's, not
 `ddnmf_tf.training`'s, and GPU runs are not bitwise repeatable. Settings worth
 keeping are confirmed with `python -m train.run` (docs/results.md, "GPU screen").
 
@@ -29,6 +30,7 @@ GRID.json is a list of members: {"name": ..., "seed": ..., <any of SCREENED>}.
 import argparse
 import collections
 import concurrent.futures as futures
+import dataclasses
 import gzip
 import json
 import multiprocessing
@@ -53,12 +55,31 @@ def read_idx_split(data_dir, split):
     return read("images", 16).reshape(-1, 784).astype(np.float32) / 255.0, read("labels", 8).astype(np.int64)
 
 
+def member_config(member, rank):
+    """The DDNMFConfig of a grid member; unknown keys and bad values are errors."""
+    from ddnmf_tf.config import DDNMFConfig
+
+    unknown = sorted(set(member) - {"name", "seed", *SCREENED})
+    if unknown or "name" not in member or "seed" not in member:
+        raise SystemExit(f"grid member {member!r}: needs name and seed, may set {', '.join(SCREENED)}; "
+                         f"unknown: {', '.join(unknown) or 'none'}")
+    fields = {key: member[key] for key in SCREENED if key in member}
+    for switch in ("nmf_bias", "apposition_trains_supervisor"):
+        if switch in fields:
+            fields[switch] = bool(fields[switch])
+    return DDNMFConfig(seed=member["seed"], rank=rank, **fields)
+
+
 def score(tag, features, labels, methods):
-    """(tag, {method: scores}, seconds): one member's H scored in a worker process."""
+    """(tag, {method: scores} or {"error": why}, seconds): one member's H scored in a worker process."""
     from ddnmf_tf.evaluation import evaluate_representation
 
     start = time.time()
-    return tag, evaluate_representation(features, labels, methods=methods, seed=0), time.time() - start
+    try:
+        scores = evaluate_representation(features, labels, methods=methods, seed=0)
+    except ValueError as error:  # e.g. a member whose training diverged to NaN
+        scores = {"error": str(error)}
+    return tag, scores, time.time() - start
 
 
 def _pool(workers):
@@ -85,13 +106,11 @@ def train_population(args):
     import optax
 
     from ddnmf_tf import losses
-    from ddnmf_tf.config import DDNMFConfig
     from ddnmf_tf.networks import DDNMF
 
     members = json.load(open(args.grid))
-    defaults = DDNMFConfig()
-    hyper = {key: jnp.asarray([float(m.get(key, getattr(defaults, key))) for m in members], jnp.float32)
-             for key in SCREENED}
+    configs = [member_config(m, args.rank) for m in members]
+    hyper = {key: jnp.asarray([float(getattr(c, key)) for c in configs], jnp.float32) for key in SCREENED}
     checkpoints = sorted(int(e) for e in args.epochs.split(","))
     umap_epochs = {int(e) for e in args.umap_epochs.split(",") if e}
     train_x, _ = read_idx_split(args.data_dir, args.train_split)
@@ -102,12 +121,14 @@ def train_population(args):
 
     # Every member is built with the NMF bias so that all share one parameter structure;
     # a member without it keeps the bias at its zero start (its gradient is masked).
-    models = [DDNMF(DDNMFConfig(seed=int(m["seed"]), rank=args.rank, nmf_bias=True)) for m in members]
+    models = [DDNMF(dataclasses.replace(c, nmf_bias=True)) for c in configs]
     for model in models:
         model.build((None, 784))
     supervisor, student = models[0].supervisor, models[0].student
-    depth = len(defaults.layer_sizes)
+    depth = len(configs[0].layer_sizes)
     bias = [i for i, v in enumerate(student.trainable_variables) if v.path.endswith("/nmf/encoding_bias")]
+    if len(bias) != 1:
+        raise RuntimeError(f"expected one NMF bias among {[v.path for v in student.trainable_variables]}")
     params = {
         net: [jnp.stack([getattr(m, net).trainable_variables[i].value for m in models])
               for i in range(len(getattr(models[0], net).trainable_variables))]
@@ -140,8 +161,7 @@ def train_population(args):
             clean = images[index]
             noisy = clean * jax.random.bernoulli(step_key, 1.0 - h["noise_level"], clean.shape)
             loss, grads = jax.value_and_grad(total_loss)(p, h, clean, noisy)
-            for i in bias:
-                grads["student"][i] = grads["student"][i] * h["nmf_bias"]
+            grads["student"][bias[0]] = grads["student"][bias[0]] * h["nmf_bias"]
             updates, state = adam.update(grads, state, p)
             p = jax.tree_util.tree_map(lambda w, u: w - h["learning_rate"] * u, p, updates)
             return (p, state), loss
@@ -168,9 +188,11 @@ def train_population(args):
             keys, epoch_keys = jax.vmap(lambda k: tuple(jax.random.split(k)))(keys)
             params, opt_state, loss = train_epoch(params, opt_state, epoch_keys, hyper, images)
             if e == 1 or e % 10 == 0:
-                loss.block_until_ready()
+                loss = np.asarray(loss)
                 rate = e * steps * batch * len(members) / (time.time() - start)
-                print(f"epoch {e} {time.time() - start:.1f}s images/s (all members) {rate:.0f}", flush=True)
+                diverged = [m["name"] for m, value in zip(members, loss) if not np.isfinite(value)]
+                print(f"epoch {e} {time.time() - start:.1f}s images/s (all members) {rate:.0f}"
+                      + (f"; loss not finite: {', '.join(diverged)}" if diverged else ""), flush=True)
             if e in checkpoints:
                 h_all = np.asarray(represent(params, eval_images))
                 if e == args.save_h:
@@ -190,6 +212,8 @@ def score_saved(args):
     """Score the H of every member saved by --save-h (epoch recorded as 0 unless --epoch)."""
     saved = np.load(args.score)
     members = json.load(open(args.grid))
+    if len(saved["h"]) != len(members):
+        raise SystemExit(f"{args.score} holds {len(saved['h'])} members' H, the grid {len(members)}")
     methods = tuple(args.methods.split(","))
     with _pool(args.workers) as pool:
         jobs = [pool.submit(score, (m["name"], int(m["seed"]), args.epoch), saved["h"][i].astype(np.float32),

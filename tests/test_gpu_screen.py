@@ -76,3 +76,21 @@ def test_without_a_task_it_says_what_to_give():
 def test_training_needs_data_grid_and_output(argv):
     with pytest.raises(SystemExit):
         gpu_screen.main(argv)
+
+
+def test_grid_members_are_validated_by_the_config():
+    config = gpu_screen.member_config({"name": "rec0", "seed": 3, "reconstruction_weight": 0, "nmf_bias": 1}, 10)
+    assert (config.seed, config.reconstruction_weight, config.nmf_bias, config.beta) == (3, 0, True, 0.01)
+    with pytest.raises(SystemExit, match="unknown: gama"):
+        gpu_screen.member_config({"name": "typo", "seed": 0, "gama": 1.0}, 10)
+    with pytest.raises(SystemExit, match="needs name and seed"):
+        gpu_screen.member_config({"name": "no seed"}, 10)
+    with pytest.raises(ValueError, match="noise_level"):
+        gpu_screen.member_config({"name": "bad", "seed": 0, "noise_level": 1.0}, 10)
+
+
+def test_a_diverged_member_is_reported_not_fatal():
+    features = np.full((30, 3), np.nan, np.float32)
+    tag, scores, _ = gpu_screen.score(("nan", 0, 5), features, np.arange(30) % 3, ("kmeans",))
+    assert tag == ("nan", 0, 5)
+    assert "error" in scores and "kmeans" not in scores
