@@ -55,7 +55,7 @@ def apposition_loss(supervisor_features, student_features, global_batch_size=Non
         _mean_squared_error(target, output, global_batch_size)
         for target, output in apposition_pairs(supervisor_features, student_features)
     ]
-    return sum(per_pair[1:], per_pair[0]), per_pair
+    return sum(per_pair), per_pair
 
 
 def non_negative_constraint_loss(encoder_output, nmf_reconstruction, global_batch_size=None):
