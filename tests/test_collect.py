@@ -67,6 +67,14 @@ def test_a_json_file_that_is_not_a_report_is_a_one_line_error(tmp_path, capsys):
     assert "is not a train.evaluate --json report" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["epoch 1/10 ...\n", "[1, 2]"])
+def test_a_file_that_is_not_a_json_object_is_a_one_line_error(tmp_path, capsys, text):
+    log = tmp_path / "run.log"  # e.g. caught by a shell glob beside the run directories
+    log.write_text(text)
+    assert collect.run_cli(collect.main, [str(log)]) == 2
+    assert f"{log} is not a train.evaluate --json report" in capsys.readouterr().err
+
+
 def test_a_report_with_other_umap_neighbours_says_so(tmp_path, capsys):
     run = _finished(tmp_path / "a", 0, 0.6)
     report = tmp_path / "rescored.json"

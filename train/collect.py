@@ -42,9 +42,12 @@ def load_results(run):
     """RUN/results.json; for a train.evaluate report, its run's results.json with the report's scores."""
     path = Path(run)
     if path.is_file():
-        report = json.loads(path.read_text())
-        if not {"run_dir", "metrics"} <= report.keys():
-            raise ValueError(f"{run} is not a train.evaluate --json report: it has no run_dir and metrics")
+        try:
+            report = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            report = None
+        if not isinstance(report, dict) or not {"run_dir", "metrics"} <= report.keys():
+            raise ValueError(f"{run} is not a train.evaluate --json report (a JSON object with run_dir and metrics)")
         return {**load_results(report["run_dir"]), "metrics": report["metrics"],
                 "umap_neighbors": report.get("umap_neighbors", UMAP_NEIGHBORS)}
     if not (path / RESULTS_FILE).is_file():
