@@ -7,7 +7,9 @@ are too big to carry there, so this screen trains the library's own networks
 A population of members trains at once (`jax.vmap`): each member has its own
 seed and weights, and its own values of SCREENED (loss weights, masking level,
 learning rate, NMF-bias and apposition-trains-supervisor switches), validated
-by `DDNMFConfig`. H of the evaluation split is scored with
+by `DDNMFConfig`; rank, layer sizes and batch size are the population's.
+`--model ae1` trains the paper's AE1 baseline instead (`ddnmf_tf.baselines`,
+Table 3): its members set only the masking level and learning rate. H of the evaluation split is scored with
 `ddnmf_tf.evaluation` (clusterers seeded 0; `train.run` seeds them with the
 run's seed) at the checkpoint epochs, on CPU worker processes while training
 goes on. Results are a screen: the step, its optimizer (optax's Adam with
@@ -42,6 +44,7 @@ import numpy as np
 
 SCREENED = ("alpha", "beta", "gamma", "reconstruction_weight", "noise_level", "learning_rate", "nmf_bias",
             "apposition_trains_supervisor")
+SCREENED_BY_MODEL = {"ddnmf": SCREENED, "ae1": ("noise_level", "learning_rate")}
 
 
 def read_idx_split(data_dir, split):
@@ -55,19 +58,42 @@ def read_idx_split(data_dir, split):
     return read("images", 16).reshape(-1, 784).astype(np.float32) / 255.0, read("labels", 8).astype(np.int64)
 
 
-def member_config(member, rank):
+def member_config(member, rank, layer_sizes=(500, 500, 2000), model="ddnmf"):
     """The DDNMFConfig of a grid member; unknown keys and bad values are errors."""
     from ddnmf_tf.config import DDNMFConfig
 
-    unknown = sorted(set(member) - {"name", "seed", *SCREENED})
+    screened = SCREENED_BY_MODEL[model]
+    unknown = sorted(set(member) - {"name", "seed", *screened})
     if unknown or "name" not in member or "seed" not in member:
-        raise SystemExit(f"grid member {member!r}: needs name and seed, may set {', '.join(SCREENED)}; "
+        raise SystemExit(f"grid member {member!r}: needs name and seed, may set {', '.join(screened)} ({model}); "
                          f"unknown: {', '.join(unknown) or 'none'}")
-    fields = {key: member[key] for key in SCREENED if key in member}
+    fields = {key: member[key] for key in screened if key in member}
     for switch in ("nmf_bias", "apposition_trains_supervisor"):
         if switch in fields:
             fields[switch] = bool(fields[switch])
-    return DDNMFConfig(seed=member["seed"], rank=rank, **fields)
+    return DDNMFConfig(seed=member["seed"], rank=rank, layer_sizes=tuple(layer_sizes), **fields)
+
+
+def build_networks(configs, model):
+    """{part: [each member's network]}, built: the parts that train, with one parameter structure for all members.
+
+    ddnmf: DDNMF's supervisor and student, every member's with the NMF bias (a
+    member without it keeps the bias at its zero start: its gradient is masked).
+    ae1: the network of `ddnmf_tf.baselines.build_autoencoder("ae1", config)`,
+    made here because that module needs TensorFlow.
+    """
+    from ddnmf_tf.config import derive_seed
+    from ddnmf_tf.networks import DDNMF, SupervisorNet
+
+    if model == "ae1":
+        networks = {"autoencoder": [SupervisorNet(c.input_dim, c.layer_sizes + (c.rank,), derive_seed(c.seed, "ae1"))
+                                    for c in configs]}
+    else:
+        models = [DDNMF(dataclasses.replace(c, nmf_bias=True)) for c in configs]
+        networks = {"supervisor": [m.supervisor for m in models], "student": [m.student for m in models]}
+    for network in (n for nets in networks.values() for n in nets):
+        network.build((None, configs[0].input_dim))
+    return networks
 
 
 def score(tag, features, labels, methods):
@@ -106,10 +132,10 @@ def train_population(args):
     import optax
 
     from ddnmf_tf import losses
-    from ddnmf_tf.networks import DDNMF
 
     members = json.load(open(args.grid))
-    configs = [member_config(m, args.rank) for m in members]
+    layer_sizes = args.layer_sizes
+    configs = [member_config(m, args.rank, layer_sizes, args.model) for m in members]
     hyper = {key: jnp.asarray([float(getattr(c, key)) for c in configs], jnp.float32) for key in SCREENED}
     checkpoints = sorted(int(e) for e in args.epochs.split(","))
     umap_epochs = {int(e) for e in args.umap_epochs.split(",") if e}
@@ -119,25 +145,27 @@ def train_population(args):
     steps = n // batch  # the last partial batch is dropped; train.run keeps it
     print(f"{jax.devices()} members={len(members)} images={n} steps/epoch={steps}", flush=True)
 
-    # Every member is built with the NMF bias so that all share one parameter structure;
-    # a member without it keeps the bias at its zero start (its gradient is masked).
-    models = [DDNMF(dataclasses.replace(c, nmf_bias=True)) for c in configs]
-    for model in models:
-        model.build((None, 784))
-    supervisor, student = models[0].supervisor, models[0].student
-    depth = len(configs[0].layer_sizes)
-    bias = [i for i, v in enumerate(student.trainable_variables) if v.path.endswith("/nmf/encoding_bias")]
-    if len(bias) != 1:
-        raise RuntimeError(f"expected one NMF bias among {[v.path for v in student.trainable_variables]}")
-    params = {
-        net: [jnp.stack([getattr(m, net).trainable_variables[i].value for m in models])
-              for i in range(len(getattr(models[0], net).trainable_variables))]
-        for net in ("supervisor", "student")
-    }
+    networks = build_networks(configs, args.model)
+    params = {part: [jnp.stack([n.trainable_variables[i].value for n in nets])
+                     for i in range(len(nets[0].trainable_variables))]
+              for part, nets in networks.items()}
+    depth = len(layer_sizes)  # index of H among the student's features, of the code among AE1's
+    if args.model == "ae1":
+        autoencoder, represented, bias = networks["autoencoder"][0], "autoencoder", []
+    else:
+        supervisor, student = networks["supervisor"][0], networks["student"][0]
+        represented = "student"
+        bias = [i for i, v in enumerate(student.trainable_variables) if v.path.endswith("/nmf/encoding_bias")]
+        if len(bias) != 1:
+            raise RuntimeError(f"expected one NMF bias among {[v.path for v in student.trainable_variables]}")
     adam = optax.scale_by_adam(eps=1e-7)  # Keras's Adam epsilon
     opt_state = jax.vmap(adam.init)(params)
 
-    def total_loss(p, h, clean, noisy):
+    def autoencoder_loss(p, h, clean, noisy):
+        """ddnmf_tf.baselines.AutoencoderTrainer's loss, one member: the clean image decoded from the noisy one."""
+        return losses.reconstruction_loss(clean, autoencoder.stateless_call(p["autoencoder"], [], noisy)[0][-1])
+
+    def ddnmf_loss(p, h, clean, noisy):
         """ddnmf_tf.training's weighted loss (eq 7), one member."""
         supervisor_features, _ = supervisor.stateless_call(p["supervisor"], [], clean)
         student_features, _ = student.stateless_call(p["student"], [], noisy)
@@ -161,7 +189,8 @@ def train_population(args):
             clean = images[index]
             noisy = clean * jax.random.bernoulli(step_key, 1.0 - h["noise_level"], clean.shape)
             loss, grads = jax.value_and_grad(total_loss)(p, h, clean, noisy)
-            grads["student"][bias[0]] = grads["student"][bias[0]] * h["nmf_bias"]
+            for i in bias:
+                grads["student"][i] = grads["student"][i] * h["nmf_bias"]
             updates, state = adam.update(grads, state, p)
             p = jax.tree_util.tree_map(lambda w, u: w - h["learning_rate"] * u, p, updates)
             return (p, state), loss
@@ -169,8 +198,10 @@ def train_population(args):
         (p, state), step_losses = jax.lax.scan(step, (p, state), (order, jax.random.split(noise_key, steps)))
         return p, state, step_losses.mean()
 
+    total_loss = autoencoder_loss if args.model == "ae1" else ddnmf_loss
+    network = networks[represented][0]
     train_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, 0, None)))
-    represent = jax.jit(jax.vmap(lambda p, x: student.stateless_call(p["student"], [], x)[0][depth],
+    represent = jax.jit(jax.vmap(lambda p, x: network.stateless_call(p[represented], [], x)[0][depth],
                                  in_axes=(0, None)))
     images, eval_images = jnp.asarray(train_x), jnp.asarray(eval_x)
     keys = jnp.stack([jax.random.PRNGKey(int(m["seed"])) for m in members])
@@ -178,7 +209,8 @@ def train_population(args):
 
     def write(jobs, train_seconds):
         with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump({"members": members, "rank": args.rank, "batch_size": batch, "data_dir": args.data_dir,
+            json.dump({"members": members, "model": args.model, "rank": args.rank,
+                       "layer_sizes": list(layer_sizes), "batch_size": batch, "data_dir": args.data_dir,
                        "train_split": args.train_split, "train_seconds": train_seconds,
                        "devices": str(jax.devices()), "rows": _rows(jobs)}, f, indent=1)
 
@@ -242,12 +274,21 @@ def summarize(paths):
     return "\n".join(lines)
 
 
+def _widths(text):
+    try:
+        return tuple(int(width) for width in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated whole numbers") from None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="folder of the gzipped IDX files")
     parser.add_argument("--train-split", choices=("train", "test"), default="train")
     parser.add_argument("--grid", help="JSON list of members")
+    parser.add_argument("--model", choices=tuple(SCREENED_BY_MODEL), default="ddnmf")
     parser.add_argument("--rank", type=int, default=10)
+    parser.add_argument("--layer-sizes", type=_widths, default=(500, 500, 2000), help="the encoder's widths: 500,500,2000")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", default="30,100", help="checkpoint epochs; the last is the run's length")
     parser.add_argument("--umap-epochs", default="", help="checkpoints also scored with the UMAP clusterers")

@@ -94,3 +94,48 @@ def test_a_diverged_member_is_reported_not_fatal():
     tag, scores, _ = gpu_screen.score(("nan", 0, 5), features, np.arange(30) % 3, ("kmeans",))
     assert tag == ("nan", 0, 5)
     assert "error" in scores and "kmeans" not in scores
+
+
+def test_ae1_members_set_only_the_noise_level_and_learning_rate():
+    config = gpu_screen.member_config({"name": "ae1-noise0.4", "seed": 2, "noise_level": 0.4}, 10, (250, 1000), "ae1")
+    assert (config.seed, config.noise_level, config.layer_sizes) == (2, 0.4, (250, 1000))
+    with pytest.raises(SystemExit, match="may set noise_level, learning_rate \\(ae1\\); unknown: gamma"):
+        gpu_screen.member_config({"name": "ae1", "seed": 0, "gamma": 1.0}, 10, model="ae1")
+
+
+def test_the_screen_builds_the_ae1_the_baselines_train():
+    from ddnmf_tf.baselines import build_autoencoder
+    from ddnmf_tf.config import DDNMFConfig
+
+    config = DDNMFConfig(seed=3, noise_level=0.4, layer_sizes=(20, 30), rank=4)
+    screened = gpu_screen.build_networks([config], "ae1")["autoencoder"][0]
+    trained = build_autoencoder("ae1", config).network
+    assert [v.shape for v in screened.trainable_variables] == [v.shape for v in trained.trainable_variables]
+    for ours, theirs in zip(screened.trainable_variables, trained.trainable_variables):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def _layer_and_name(variable):
+    return "/".join(variable.path.split("/")[-2:])
+
+
+def test_the_screen_builds_ddnmf_with_the_bias_and_the_library_weights():
+    from ddnmf_tf.config import DDNMFConfig
+    from ddnmf_tf.networks import DDNMF
+
+    config = DDNMFConfig(seed=5, layer_sizes=(20, 30), rank=4)
+    networks = gpu_screen.build_networks([config], "ddnmf")
+    model = DDNMF(config)
+    model.build((None, config.input_dim))
+    for part in ("supervisor", "student"):
+        screened = {_layer_and_name(v): v.numpy() for v in networks[part][0].trainable_variables}
+        library = {_layer_and_name(v): v.numpy() for v in getattr(model, part).trainable_variables}
+        assert set(screened) - set(library) == ({"nmf/encoding_bias"} if part == "student" else set())
+        for path, value in library.items():
+            np.testing.assert_array_equal(screened[path], value)
+
+
+def test_bad_layer_sizes_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        gpu_screen.main(["--layer-sizes", "500,wide", "--data-dir", "d", "--grid", "g", "--out", "o"])
+    assert "'500,wide' is not comma-separated whole numbers" in capsys.readouterr().err
