@@ -45,6 +45,7 @@ class RunSettings:
     strategy: str = "auto"  # see ddnmf_tf.distribute.make_strategy
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism(): bitwise repeatable on GPU too
     clusterers: Tuple[str, ...] = evaluation.CLUSTERERS  # how H is scored (ddnmf_tf.evaluation)
+    umap_neighbors: int = evaluation.UMAP_NEIGHBORS  # the UMAP clusterers' neighbour count
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -58,6 +59,7 @@ class RunSettings:
         if unknown or not self.clusterers:
             raise ValueError(f"clusterers must be a non-empty choice of {', '.join(evaluation.CLUSTERERS)}, "
                              f"got {', '.join(self.clusterers) or 'none'}")
+        evaluation.check_umap_neighbors(self.umap_neighbors)
 
 
 class TrainingDiverged(RuntimeError):
@@ -68,12 +70,12 @@ def default_output_dir(dataset):
     return str(Path("runs") / f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS):
+def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS, umap_neighbors=evaluation.UMAP_NEIGHBORS):
     """ACC / NMI / ARI of each clusterer on H, or None when the data has no labels."""
     if np.all(labels < 0):
         return None
     features = encode(model, images)
-    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed)
+    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed, umap_neighbors=umap_neighbors)
 
 
 def encode(model, images):
@@ -182,6 +184,7 @@ def run(config, settings, trainer=None, log=print):
         "wall_seconds": round(train_seconds, 3),
         "images_per_second": round(trained_images / train_seconds, 1) if train_seconds else None,
         "metrics": scores,
+        "umap_neighbors": settings.umap_neighbors,
         "device": _device_name(),
         "replicas": trainer.strategy.num_replicas_in_sync if hasattr(trainer, "strategy") else 1,
     }
@@ -230,7 +233,7 @@ class _TrainingLoop:
         first_step = int(trainer.step)
         images = tf.data.Dataset.from_tensor_slices(train_images)
         progress = _Progress(steps_per_epoch, settings.quiet)
-        evaluate = lambda: _evaluate(trainer.model, eval_images, eval_labels, config, settings.clusterers,
+        evaluate = lambda: _evaluate(trainer.model, eval_images, eval_labels, config, settings,
                                      int(trainer.step), self.log)
         scores, trained_images, train_seconds = None, 0, 0.0
         with tf.summary.create_file_writer(str(self.run_dir)).as_default():
@@ -272,9 +275,9 @@ class _TrainingLoop:
             summaries.write_losses({name: total / steps for name, total in sums.items()}, epoch + 1, "epoch_loss")
 
 
-def _evaluate(model, images, labels, config, clusterers, step, log):
-    log(f"scoring H of {len(images)} images with {', '.join(clusterers)}")
-    scores = score(model, images, labels, config.seed, clusterers)
+def _evaluate(model, images, labels, config, settings, step, log):
+    log(f"scoring H of {len(images)} images with {', '.join(settings.clusterers)}")
+    scores = score(model, images, labels, config.seed, settings.clusterers, settings.umap_neighbors)
     if isinstance(model, DDNMF):
         preview = images[:PREVIEW_IMAGES]
         summaries.write_pictures(model, preview, training_preview_noise(preview, config), step)

@@ -1,6 +1,7 @@
 """Tests for train.collect: the search tables of docs/results.md."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,13 @@ def test_a_report_with_other_umap_neighbours_says_so(tmp_path, capsys):
     collect.main([str(report)])
     assert capsys.readouterr().out.strip().splitlines()[2].startswith(
         "| mnist | rescored with umap_neighbors=20, train on test | 0 |")
+
+
+def test_a_run_scored_with_other_umap_neighbours_says_so(tmp_path, capsys):
+    run = Path(_finished(tmp_path / "a", 0, 0.6))
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "umap_neighbors": 15}))
+    collect.main([str(run), _finished(tmp_path / "b", 0, 0.7)])
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert rows[0].startswith("| mnist | scored with umap_neighbors=15, train on test | 0 |")
+    assert rows[1].startswith("| mnist | train on test | 0 |")

@@ -77,6 +77,17 @@ def test_clusterers_flag_chooses_the_scores(data_dir, tmp_path):
     assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"umap_gmm"}
 
 
+def test_the_umap_neighbour_count_reaches_the_scores_and_results(data_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train_run.main(SMALL + ["--data-dir", str(data_dir), "--epochs", "1", "--clusterers", "umap_gmm",
+                            "--umap-neighbors", "5", "--output-dir", str(run_dir)])
+    assert json.loads((run_dir / "results.json").read_text())["umap_neighbors"] == 5
+    assert train_run.run_cli(train_run.main, SMALL + ["--data-dir", str(data_dir), "--umap-neighbors", "1",
+                                                      "--output-dir", str(tmp_path / "bad")]) == 2
+    assert "error: umap_neighbors must be a whole number >= 2, got 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_an_eval_split_too_small_for_umap_fails_before_training(tmp_path, capsys):
     data_dir = tmp_path / "idx"
     data_dir.mkdir()

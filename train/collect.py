@@ -49,7 +49,7 @@ def load_results(run):
         if not isinstance(report, dict) or not {"run_dir", "metrics"} <= report.keys():
             raise ValueError(f"{run} is not a train.evaluate --json report (a JSON object with run_dir and metrics)")
         return {**load_results(report["run_dir"]), "metrics": report["metrics"],
-                "umap_neighbors": report.get("umap_neighbors", UMAP_NEIGHBORS)}
+                "umap_neighbors": report.get("umap_neighbors", UMAP_NEIGHBORS), "rescored": True}
     if not (path / RESULTS_FILE).is_file():
         raise ValueError(f"{run} has no {RESULTS_FILE}: the run has not finished")
     results = json.loads((path / RESULTS_FILE).read_text())
@@ -66,7 +66,7 @@ def changed_settings(results):
     changed += [f"{name}={value}" for name, value in sorted(results["config"].items())
                if name not in OWN_COLUMNS and defaults.get(name) != value]
     if results.get("umap_neighbors", UMAP_NEIGHBORS) != UMAP_NEIGHBORS:
-        changed.append(f"rescored with umap_neighbors={results['umap_neighbors']}")
+        changed.append(f"{'rescored' if results.get('rescored') else 'scored'} with umap_neighbors={results['umap_neighbors']}")
     return ", ".join(changed + [f"train on {results['train_split']}"])
 
 

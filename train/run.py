@@ -13,7 +13,7 @@ from ddnmf_tf.data import DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, load_config
 from ddnmf_tf.cli import CLIParser, comma_separated, parse_clusterers, run_cli
-from ddnmf_tf.evaluation import CLUSTERERS
+from ddnmf_tf.evaluation import CLUSTERERS, UMAP_NEIGHBORS
 
 DEFAULTS = DDNMFConfig()
 
@@ -71,6 +71,8 @@ def build_parser():
                      help="how H is scored: the paper's kmeans and gmm on H, and umap_kmeans and umap_gmm "
                           "on its UMAP embedding (N2D's manifold step, 15-20 s more per evaluation of 10k "
                           "images)")
+    run.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
+                     help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
     run.add_argument("--summary-every", type=int, default=50, help="write loss summaries every N steps")
     run.add_argument("--checkpoint-every", type=int, default=0,
                      help="also checkpoint every N steps inside an epoch (0: at the end of each epoch)")
@@ -132,6 +134,7 @@ def main(argv=None):
         resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
         checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
         strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
+        umap_neighbors=args.umap_neighbors,
     )
     run(config, settings)
 
