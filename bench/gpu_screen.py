@@ -9,24 +9,26 @@ seed and weights, and its own values of SCREENED (loss weights, masking level,
 learning rate, NMF-bias and apposition-trains-supervisor switches), validated
 by `DDNMFConfig`; rank, layer sizes and batch size are the population's.
 `--model ae1` trains the paper's AE1 baseline instead (`ddnmf_tf.baselines`,
-Table 3): its members set only the masking level and learning rate. H of the evaluation split is scored with
-`ddnmf_tf.evaluation` (clusterers seeded 0; `train.run` seeds them with the
-run's seed) at the checkpoint epochs, on CPU worker processes while training
-goes on. Results are a screen: the step, its optimizer (optax's Adam with
-epsilon 1e-7, added after the bias correction where Keras adds it before),
-the per-batch masking and the shuffling are this file's, not
-`ddnmf_tf.training`'s, and GPU runs are not bitwise repeatable. Settings worth
-keeping are confirmed with `python -m train.run` (docs/results.md, "GPU screen").
+Table 3): its members set only the masking level and learning rate. H (AE1:
+its code) of the evaluation split is scored with `ddnmf_tf.evaluation`
+(clusterers seeded 0; `train.run` seeds them with the run's seed) at the
+checkpoint epochs, on CPU worker processes while training goes on. Results
+are a screen: the step, its optimizer (optax's Adam with epsilon 1e-7, added
+after the bias correction where Keras adds it before), the per-batch masking
+and the shuffling are this file's, not `ddnmf_tf.training`'s, and GPU runs
+are not bitwise repeatable. Settings worth keeping are confirmed with
+`python -m train.run` (docs/results.md, "GPU screen").
 
-    python -m bench.gpu_screen --data-dir DIR [--train-split test] \\
-        --grid GRID.json --epochs 30,100 --umap-epochs 100 --out OUT
+    python -m bench.gpu_screen --data-dir DIR [--train-split test] [--model ae1] [--rank 10] \\
+        [--layer-sizes 500,500,2000] --grid GRID.json --epochs 30,100 --umap-epochs 100 --out OUT
     python -m bench.gpu_screen --score H.npz --grid GRID.json --out OUT/scores.json
     python -m bench.gpu_screen --summarize OUT/results.json [more.json ...]
 
 Where TensorFlow is missing, `--score` needs KERAS_BACKEND=jax in the
 environment (the scorer imports `ddnmf_tf`, hence Keras); training sets it.
 
-GRID.json is a list of members: {"name": ..., "seed": ..., <any of SCREENED>}.
+GRID.json is a list of members: {"name": ..., "seed": ..., <any of SCREENED>}
+(with --model ae1: of SCREENED_BY_MODEL["ae1"]).
 """
 
 import argparse
@@ -134,8 +136,7 @@ def train_population(args):
     from ddnmf_tf import losses
 
     members = json.load(open(args.grid))
-    layer_sizes = args.layer_sizes
-    configs = [member_config(m, args.rank, layer_sizes, args.model) for m in members]
+    configs = [member_config(m, args.rank, args.layer_sizes, args.model) for m in members]
     hyper = {key: jnp.asarray([float(getattr(c, key)) for c in configs], jnp.float32) for key in SCREENED}
     checkpoints = sorted(int(e) for e in args.epochs.split(","))
     umap_epochs = {int(e) for e in args.umap_epochs.split(",") if e}
@@ -149,7 +150,7 @@ def train_population(args):
     params = {part: [jnp.stack([n.trainable_variables[i].value for n in nets])
                      for i in range(len(nets[0].trainable_variables))]
               for part, nets in networks.items()}
-    depth = len(layer_sizes)  # index of H among the student's features, of the code among AE1's
+    depth = len(args.layer_sizes)  # index of H among the student's features, of the code among AE1's
     if args.model == "ae1":
         autoencoder, represented, bias = networks["autoencoder"][0], "autoencoder", []
     else:
@@ -210,7 +211,7 @@ def train_population(args):
     def write(jobs, train_seconds):
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"members": members, "model": args.model, "rank": args.rank,
-                       "layer_sizes": list(layer_sizes), "batch_size": batch, "data_dir": args.data_dir,
+                       "layer_sizes": list(args.layer_sizes), "batch_size": batch, "data_dir": args.data_dir,
                        "train_split": args.train_split, "train_seconds": train_seconds,
                        "devices": str(jax.devices()), "rows": _rows(jobs)}, f, indent=1)
 
