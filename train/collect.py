@@ -66,7 +66,8 @@ def changed_settings(results):
     changed += [f"{name}={value}" for name, value in sorted(results["config"].items())
                if name not in OWN_COLUMNS and defaults.get(name) != value]
     if results.get("umap_neighbors", UMAP_NEIGHBORS) != UMAP_NEIGHBORS:
-        changed.append(f"{'rescored' if results.get('rescored') else 'scored'} with umap_neighbors={results['umap_neighbors']}")
+        scored = "rescored" if results.get("rescored") else "scored"
+        changed.append(f"{scored} with umap_neighbors={results['umap_neighbors']}")
     return ", ".join(changed + [f"train on {results['train_split']}"])
 
 
