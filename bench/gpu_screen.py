@@ -151,23 +151,17 @@ def train_population(args):
                      for i in range(len(nets[0].trainable_variables))]
               for part, nets in networks.items()}
     depth = len(args.layer_sizes)  # index of H among the student's features, of the code among AE1's
-    if args.model == "ae1":
-        autoencoder, represented, bias = networks["autoencoder"][0], "autoencoder", []
-    else:
-        supervisor, student = networks["supervisor"][0], networks["student"][0]
-        represented = "student"
-        bias = [i for i, v in enumerate(student.trainable_variables) if v.path.endswith("/nmf/encoding_bias")]
-        if len(bias) != 1:
-            raise RuntimeError(f"expected one NMF bias among {[v.path for v in student.trainable_variables]}")
     adam = optax.scale_by_adam(eps=1e-7)  # Keras's Adam epsilon
     opt_state = jax.vmap(adam.init)(params)
 
     def autoencoder_loss(p, h, clean, noisy):
         """ddnmf_tf.baselines.AutoencoderTrainer's loss, one member: the clean image decoded from the noisy one."""
+        autoencoder = networks["autoencoder"][0]
         return losses.reconstruction_loss(clean, autoencoder.stateless_call(p["autoencoder"], [], noisy)[0][-1])
 
     def ddnmf_loss(p, h, clean, noisy):
         """ddnmf_tf.training's weighted loss (eq 7), one member."""
+        supervisor, student = networks["supervisor"][0], networks["student"][0]
         supervisor_features, _ = supervisor.stateless_call(p["supervisor"], [], clean)
         student_features, _ = student.stateless_call(p["student"], [], noisy)
         on = h["apposition_trains_supervisor"]  # the value of f; its gradient reaches the supervisor only if on
@@ -199,7 +193,14 @@ def train_population(args):
         (p, state), step_losses = jax.lax.scan(step, (p, state), (order, jax.random.split(noise_key, steps)))
         return p, state, step_losses.mean()
 
-    total_loss = autoencoder_loss if args.model == "ae1" else ddnmf_loss
+    if args.model == "ae1":
+        represented, bias, total_loss = "autoencoder", [], autoencoder_loss
+    else:
+        represented, total_loss = "student", ddnmf_loss
+        student_variables = networks["student"][0].trainable_variables
+        bias = [i for i, v in enumerate(student_variables) if v.path.endswith("/nmf/encoding_bias")]
+        if len(bias) != 1:
+            raise RuntimeError(f"expected one NMF bias among {[v.path for v in student_variables]}")
     network = networks[represented][0]
     train_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, 0, None)))
     represent = jax.jit(jax.vmap(lambda p, x: network.stateless_call(p[represented], [], x)[0][depth],
