@@ -42,7 +42,7 @@ from bench.run import (  # noqa: E402
     load_average,
     write_idx_folder,
 )
-from ddnmf_tf import runner, summaries  # noqa: E402
+from ddnmf_tf import checkpoints, runner, summaries  # noqa: E402
 from ddnmf_tf.config import DDNMFConfig, derive_seed  # noqa: E402
 from ddnmf_tf.noise import corrupt  # noqa: E402
 from ddnmf_tf.training import SHUFFLE_STREAM, training_batches  # noqa: E402
@@ -206,7 +206,8 @@ def bench_loop_overhead(steps, rounds, workdir):
     for round_ in range(rounds):
         for name, cls in (("current", runner._TrainingLoop), ("lean", LeanLoop)):
             trainer = _StubTrainer(config)
-            loop = cls(trainer, config, settings, Path(workdir) / f"{name}{round_}", lambda *a: None)
+            loop = cls(trainer, config, settings, Path(workdir) / f"{name}{round_}", checkpoints.training_clock(),
+                       lambda *a: None)
             progress = runner._Progress(steps, quiet=False)
             with tf.summary.create_file_writer(str(Path(workdir) / f"{name}{round_}")).as_default():
                 import contextlib

@@ -432,20 +432,22 @@ def _warm_trainer(config, train_count):
 
 def run_training_loop(trainer, config, images, eval_images, eval_labels, run_dir, loop_class=None):
     """One epoch of the runner's loop (runner._TrainingLoop.train); returns (images/s, input wait s, seconds)."""
-    from ddnmf_tf import runner
+    from ddnmf_tf import checkpoints, runner
 
     base = loop_class or runner._TrainingLoop
-    clock = {"wait": 0.0, "batches": 0}
+    waits = {"wait": 0.0, "batches": 0}
 
     class TimedLoop(base):
         def batches(self, images, epoch, done_in_epoch):
-            return _TimedBatches(super().batches(images, epoch, done_in_epoch), clock)
+            return _TimedBatches(super().batches(images, epoch, done_in_epoch), waits)
 
     settings = runner.RunSettings(dataset="mnist", source="idx", quiet=True, output_dir=str(run_dir))
-    loop = TimedLoop(trainer, config, settings, Path(run_dir), lambda *args: None)
+    training_clock = checkpoints.training_clock()
+    loop = TimedLoop(trainer, config, settings, Path(run_dir), training_clock, lambda *args: None)
     with contextlib.redirect_stdout(io.StringIO()):
-        _, seconds, trained = loop.train(images, eval_images, eval_labels)
-    return trained / seconds, clock["wait"], seconds
+        loop.train(images, eval_images, eval_labels)
+    seconds = float(training_clock.seconds)
+    return int(training_clock.images) / seconds, waits["wait"], seconds
 
 
 def bare_steps(trainer, images, batch, noise_seed=0):

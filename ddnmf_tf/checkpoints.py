@@ -3,7 +3,8 @@
 Layout of a run directory (also the TensorBoard logdir):
 
     config.json            the DDNMFConfig of the run
-    checkpoints/           tf.train.CheckpointManager files (both networks, optimizer with its step)
+    checkpoints/           tf.train.CheckpointManager files (both networks, optimizer with its step,
+                           training seconds and images so far)
     cluster_centers.npy    K-means centres fitted on the training split's H (for serving)
     results.json           what `train.run` measured
     events.out.tfevents.*  TensorBoard summaries
@@ -44,9 +45,25 @@ def load_config(run_dir):
     return DDNMFConfig.from_dict(json.loads(path.read_text()))
 
 
-def training_checkpoint(model, optimizer):
-    """Everything a resumed run needs: both networks and the optimizer, whose step fixes the epoch too."""
-    return tf.train.Checkpoint(model=model, optimizer=optimizer)
+def training_checkpoint(model, optimizer, clock=None):
+    """Everything a resumed run needs: both networks and the optimizer, whose step fixes the epoch too.
+
+    `clock` (see `training_clock`), when given, is saved with them.
+    """
+    if clock is None:
+        return tf.train.Checkpoint(model=model, optimizer=optimizer)
+    return tf.train.Checkpoint(model=model, optimizer=optimizer, clock=clock)
+
+
+def training_clock():
+    """Seconds spent training and images trained on so far, checkpointed so a resumed run's totals count every session."""
+    return tf.train.Checkpoint(seconds=tf.Variable(0.0, dtype=tf.float64, trainable=False),
+                               images=tf.Variable(0, dtype=tf.int64, trainable=False))
+
+
+def restore_clock(clock, path):
+    """Restore `clock` from the checkpoint at `path`; one written before clocks were saved leaves it at zero."""
+    tf.train.Checkpoint(clock=clock).restore(path).expect_partial()
 
 
 def checkpoint_manager(run_dir, checkpoint, max_to_keep=3):

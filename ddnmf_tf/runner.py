@@ -158,13 +158,17 @@ def run(config, settings, trainer=None, log=print):
         evaluation.check_clusterable(len(eval_images), len(np.unique(labeled)), settings.clusterers)
 
     checkpoint = checkpoints.training_checkpoint(trainer.model, trainer.optimizer)
+    clock = checkpoints.training_clock()
     if settings.resume:
-        checkpoints.restore(checkpoint, checkpoints.latest_checkpoint(run_dir)).assert_existing_objects_matched()
+        latest = checkpoints.latest_checkpoint(run_dir)
+        checkpoints.restore(checkpoint, latest).assert_existing_objects_matched()
         checkpoints.check_resumable(run_dir, config)  # after the restore, which names differing shapes
+        checkpoints.restore_clock(clock, latest)
         log(f"resumed {run_dir} at step {int(trainer.step)}")
     checkpoints.save_config(own_dir, config)
-    loop = _TrainingLoop(trainer, config, settings, own_dir, log)
-    scores, train_seconds, trained_images = loop.train(train_images, eval_images, eval_labels)
+    loop = _TrainingLoop(trainer, config, settings, own_dir, clock, log)
+    scores = loop.train(train_images, eval_images, eval_labels)
+    train_seconds, trained_images = float(clock.seconds), int(clock.images)
 
     log(f"fitting K-means on the H of {len(train_images)} training images (the centres served with the model)")
     train_features = encode(trainer.model, train_images)
@@ -201,11 +205,12 @@ def run(config, settings, trainer=None, log=print):
 class _TrainingLoop:
     """Epochs of training steps with summaries, checkpoints, progress and periodic evaluation."""
 
-    def __init__(self, trainer, config, settings, run_dir, log):
+    def __init__(self, trainer, config, settings, run_dir, clock, log):
         self.trainer, self.config, self.settings, self.run_dir, self.log = trainer, config, settings, run_dir, log
+        self.clock = clock
         self.strategy = getattr(trainer, "strategy", tf.distribute.get_strategy())
         self.manager = checkpoints.checkpoint_manager(
-            run_dir, checkpoints.training_checkpoint(trainer.model, trainer.optimizer)
+            run_dir, checkpoints.training_checkpoint(trainer.model, trainer.optimizer, clock)
         )
 
     def save(self, step):
@@ -227,7 +232,7 @@ class _TrainingLoop:
         return self.strategy.experimental_distribute_dataset(batches.with_options(options))
 
     def train(self, train_images, eval_images, eval_labels):
-        """Train to `config.epochs`; returns (last scores, training seconds, images trained on)."""
+        """Train to `config.epochs`, adding to the clock; returns the last scores."""
         config, settings, trainer = self.config, self.settings, self.trainer
         steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
         first_step = int(trainer.step)
@@ -235,7 +240,7 @@ class _TrainingLoop:
         progress = _Progress(steps_per_epoch, settings.quiet)
         evaluate = lambda: _evaluate(trainer.model, eval_images, eval_labels, config, settings,
                                      int(trainer.step), self.log)
-        scores, trained_images, train_seconds = None, 0, 0.0
+        scores = None
         with tf.summary.create_file_writer(str(self.run_dir)).as_default():
             if first_step == 0:
                 summaries.write_hparams(config, settings)
@@ -247,14 +252,14 @@ class _TrainingLoop:
                 progress.start(epoch, config.epochs, done_in_epoch)
                 started = time.perf_counter()
                 self._epoch(self.batches(images, epoch, done_in_epoch), epoch, progress)
-                train_seconds += time.perf_counter() - started
-                trained_images += len(train_images) - done_in_epoch * config.batch_size
+                self.clock.seconds.assign_add(time.perf_counter() - started)
+                self.clock.images.assign_add(len(train_images) - done_in_epoch * config.batch_size)
                 self.save(int(trainer.step))
                 if epoch + 1 == config.epochs or (settings.eval_every and (epoch + 1) % settings.eval_every == 0):
                     scores = evaluate()
             if scores is None:  # resumed a finished run
                 scores = evaluate()
-        return scores, train_seconds, trained_images
+        return scores
 
     def _epoch(self, batches, epoch, progress):
         settings, trainer = self.settings, self.trainer

@@ -33,6 +33,26 @@ def test_resuming_restores_the_optimizer_step(small_config, tmp_path):
     assert int(resumed.step) == 4
 
 
+def test_the_training_clock_is_restored_and_one_never_saved_reads_zero(small_config, tmp_path):
+    trainer = _trained_run(small_config, tmp_path / "without")  # a checkpoint with no clock in it
+    clock = checkpoints.training_clock()
+    clock.seconds.assign(12.5)
+    clock.images.assign(400)
+    checkpoints.checkpoint_manager(
+        tmp_path / "with", checkpoints.training_checkpoint(trainer.model, trainer.optimizer, clock)).save()
+    restored = checkpoints.training_clock()
+    checkpoints.restore_clock(restored, checkpoints.latest_checkpoint(tmp_path / "with"))
+    assert (float(restored.seconds), int(restored.images)) == (12.5, 400)
+    fresh = checkpoints.training_clock()
+    checkpoints.restore_clock(fresh, checkpoints.latest_checkpoint(tmp_path / "without"))
+    assert (float(fresh.seconds), int(fresh.images)) == (0.0, 0)
+    # The networks and optimizer still restore, and match, from a checkpoint that also holds a clock.
+    resumed = DDNMFTrainer(small_config)
+    checkpoint = checkpoints.training_checkpoint(resumed.model, resumed.optimizer)
+    checkpoints.restore(checkpoint, checkpoints.latest_checkpoint(tmp_path / "with")).assert_existing_objects_matched()
+    assert int(resumed.step) == 3
+
+
 def test_another_architecture_names_the_shapes_that_differ(small_config, tmp_path):
     _trained_run(small_config, tmp_path)
     other = DDNMFTrainer(DDNMFConfig(**{**small_config.to_dict(), "layer_sizes": (32, 8)}))

@@ -62,12 +62,16 @@ def test_tensorboard_reader_finds_every_scalar_and_the_parts_image(finished_run)
     assert "_hparams_/session_start_info" in scalars
 
 
-def test_resume_continues_the_step_counter(finished_run, data_dir):
+def test_resume_continues_the_step_counter_and_the_training_clock(finished_run, data_dir):
+    before = json.loads((finished_run / "results.json").read_text())
     train_run.main(SMALL + ["--data-dir", str(data_dir), "--epochs", "3", "--output-dir", str(finished_run),
                             "--resume"])
     results = json.loads((finished_run / "results.json").read_text())
     assert results["steps"] == 12  # 8 before, 4 more for the third epoch
     assert list((finished_run / "checkpoints").glob("ckpt-12.index"))
+    # Totals over both sessions: the first two epochs' seconds, and 3 epochs of 200 images.
+    assert results["wall_seconds"] > before["wall_seconds"]
+    assert results["images_per_second"] * results["wall_seconds"] == pytest.approx(600, rel=0.02)
 
 
 def test_clusterers_flag_chooses_the_scores(data_dir, tmp_path):
