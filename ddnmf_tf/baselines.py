@@ -19,7 +19,7 @@ clusters the pixels directly.
 
 Both autoencoders train through `ddnmf_tf.runner.run`, the loop DDNMF trains
 through (checkpoints, TensorBoard, results.json); their run directory also
-holds `autoencoder.json`, which `load_run_model` reads.
+holds `autoencoder.json` (`checkpoints.AUTOENCODER_FILE`), which `load_run_model` reads.
 """
 
 import dataclasses
@@ -27,7 +27,6 @@ import json
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 from sklearn.decomposition import NMF
 
 from ddnmf_tf import checkpoints, losses
@@ -37,7 +36,6 @@ from ddnmf_tf.runner import default_output_dir, run
 from ddnmf_tf.training import DDNMFTrainer
 
 AUTOENCODERS = ("ae1", "ae2")
-AUTOENCODER_FILE = "autoencoder.json"
 NMF_MAX_ITER = 300
 
 
@@ -99,24 +97,17 @@ def train_autoencoder(kind, config, settings, log=print):
     if not checkpoints.has_checkpoint(run_dir):
         # Written before training, so that an interrupted run's checkpoints load as this autoencoder too.
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / AUTOENCODER_FILE).write_text(json.dumps({"kind": kind}) + "\n")
+        (run_dir / checkpoints.AUTOENCODER_FILE).write_text(json.dumps({"kind": kind}) + "\n")
     return trainer.model, run(config, settings, trainer=trainer, log=log)
-
-
-def run_kind(run_dir):
-    """"ae1" or "ae2" when the run directory holds autoencoder.json, else None (a DDNMF run)."""
-    marker = Path(run_dir) / AUTOENCODER_FILE
-    return json.loads(marker.read_text())["kind"] if marker.is_file() else None
 
 
 def load_run_model(run_dir):
     """The trained model of a run directory: AE1/AE2 when it holds autoencoder.json, else DDNMF."""
-    kind = run_kind(run_dir)
+    kind = checkpoints.run_kind(run_dir)
     if kind is None:
         return checkpoints.load_model(run_dir)
     model = build_autoencoder(kind, checkpoints.load_config(run_dir))
-    checkpoints.restore(tf.train.Checkpoint(model=model), checkpoints.latest_checkpoint(run_dir)).expect_partial()
-    return model
+    return checkpoints.restore_model(model, checkpoints.latest_checkpoint(run_dir))
 
 
 def nmf_representation(train_features, eval_features, rank, seed):

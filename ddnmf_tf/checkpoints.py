@@ -7,6 +7,7 @@ Layout of a run directory (also the TensorBoard logdir):
                            training seconds and images so far)
     cluster_centers.npy    K-means centres fitted on the training split's H (for serving)
     results.json           what `train.run` measured
+    autoencoder.json       only in a baseline autoencoder's run (`ddnmf_tf.baselines`): {"kind": "ae1"}
     events.out.tfevents.*  TensorBoard summaries
 
 All randomness is stateless and keyed by (seed, epoch, batch number), so the
@@ -26,6 +27,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 CLUSTER_CENTERS_FILE = "cluster_centers.npy"
 RESULTS_FILE = "results.json"
+AUTOENCODER_FILE = "autoencoder.json"
 
 
 class RunDirError(ValueError):
@@ -107,12 +109,30 @@ def restore(checkpoint, path):
         raise RunDirError(f"checkpoint {path} does not match this model's architecture: {error}") from None
 
 
+def restore_model(model, path):
+    """Restore a built model's weights, and only them, from the training checkpoint at `path`; every one must be there."""
+    status = restore(tf.train.Checkpoint(model=model), path).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError:
+        raise RunDirError(f"checkpoint {path} lacks weights of this model ({model.name})") from None
+    return model
+
+
+def run_kind(run_dir):
+    """"ae1" or "ae2" when the run directory holds autoencoder.json, else None (a DDNMF run)."""
+    marker = Path(run_dir) / AUTOENCODER_FILE
+    return json.loads(marker.read_text())["kind"] if marker.is_file() else None
+
+
 def load_model(run_dir):
     """The trained DDNMF model of a run directory (weights of its latest checkpoint)."""
+    kind = run_kind(run_dir)
+    if kind is not None:
+        raise RunDirError(f"{run_dir} is a run of the {kind.upper()} baseline ({AUTOENCODER_FILE}), not of DDNMF")
     model = DDNMF(load_config(run_dir))
     model.build((None, model.config.input_dim))
-    restore(tf.train.Checkpoint(model=model), latest_checkpoint(run_dir)).expect_partial()
-    return model
+    return restore_model(model, latest_checkpoint(run_dir))
 
 
 def save_cluster_centers(run_dir, centers):

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from ddnmf_tf import DDNMFConfig
+from ddnmf_tf.checkpoints import RunDirError, load_model
+from ddnmf_tf.export import export_run
 from ddnmf_tf.baselines import (
     Autoencoder,
     autoencoder_config,
@@ -68,6 +70,13 @@ def test_each_autoencoder_trains_through_the_runner_and_reloads(kind, data_dir, 
     codes = model(images).numpy()
     assert codes.shape == (5, 4) and (codes >= 0).all()
     np.testing.assert_allclose(load_run_model(run_dir)(images).numpy(), codes, rtol=1e-6)
+    # Exporting serves DDNMF's H: an autoencoder's run is refused, not exported as an untrained DDNMF.
+    with pytest.raises(RunDirError, match=f"is a run of the {kind.upper()} baseline"):
+        export_run(run_dir, tmp_path / "export")
+    (run_dir / "autoencoder.json").unlink()
+    with pytest.raises(RunDirError, match="lacks weights of this model"):
+        load_model(run_dir)
+    assert not (tmp_path / "export").exists()
 
 
 def test_nmf_representation_is_seeded_non_negative_and_of_rank_r():

@@ -18,8 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from ddnmf_tf.baselines import run_kind
-from ddnmf_tf.checkpoints import RESULTS_FILE
+from ddnmf_tf.checkpoints import RESULTS_FILE, run_kind
 from ddnmf_tf.cli import CLIParser, run_cli
 from ddnmf_tf.config import DDNMFConfig
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
