@@ -43,6 +43,7 @@ MODELS_CONFIG_FILE = "models.config"
 STAGING_PREFIX = ".tmp-"
 SERVING_DEFAULT = "serving_default"
 SERVING_UINT8 = "serving_uint8"
+NON_FINITE_MESSAGE = "images must be finite: a pixel is NaN or infinite"
 
 
 class ExportError(ValueError):
@@ -129,8 +130,9 @@ def _serving_functions(model, cluster_centers):
 
 
 def _checked_rows(images, width):
-    """`images`, checked to be [batch, width] (InvalidArgumentError naming both shapes otherwise)."""
-    return tf.ensure_shape(images, [None, width])
+    """`images`, checked to be [batch, width] of finite values (InvalidArgumentError naming what is wrong otherwise)."""
+    # A NaN row would otherwise be answered with H = 0.5 in every unit, an answer that looks valid.
+    return tf.debugging.check_numerics(tf.ensure_shape(images, [None, width]), NON_FINITE_MESSAGE)
 
 
 def _rows_from_uint8(images, side):

@@ -142,6 +142,17 @@ def test_a_wrong_shape_is_a_clear_error_in_python_and_when_served(version_dir, s
         _serve_like_tf_serving(version_dir, signature_name, images)
 
 
+@pytest.mark.parametrize("pixel", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_pixel_is_a_clear_error_in_python_and_when_served(version_dir, signatures, pixel):
+    # Answered before, with H = 0.5 in every unit for a NaN row: an answer that looks valid.
+    images = np.random.default_rng(4).uniform(0, 1, (3, 784)).astype(np.float32)
+    images[1, 100] = pixel
+    with pytest.raises(tf.errors.InvalidArgumentError, match="images must be finite: a pixel is NaN or infinite"):
+        signatures["serving_default"](images=images)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="images must be finite: a pixel is NaN or infinite"):
+        _serve_like_tf_serving(version_dir, "serving_default", images)
+
+
 def test_a_tensor_of_another_dtype_is_refused_by_the_signature(signatures):
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor but is a uint8 tensor"):
         signatures["serving_default"](images=tf.zeros((2, 784), tf.uint8))
