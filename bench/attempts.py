@@ -42,7 +42,7 @@ from bench.run import (  # noqa: E402
     load_average,
     write_idx_folder,
 )
-from ddnmf_tf import checkpoints, runner, summaries  # noqa: E402
+from ddnmf_tf import checkpoints, runner  # noqa: E402
 from ddnmf_tf.config import DDNMFConfig, derive_seed  # noqa: E402
 from ddnmf_tf.noise import corrupt  # noqa: E402
 from ddnmf_tf.training import SHUFFLE_STREAM, training_batches  # noqa: E402
@@ -85,34 +85,20 @@ def indexed_training_batches(images, config, epoch):
 
 
 class LeanLoop(runner._TrainingLoop):
-    """_TrainingLoop whose _epoch makes ONE host transfer per step (all terms stacked) and counts steps itself.
+    """_TrainingLoop whose step makes ONE host transfer (all terms stacked) and counts steps itself.
 
     Same summaries, progress values, finiteness check and checkpoints as the
     runner's; only how the values reach Python changes.
     """
 
-    def _epoch(self, batches, epoch, progress):
-        settings, trainer = self.settings, self.trainer
-        sums, steps = defaultdict(float), 0
-        step = int(trainer.step)
-        names = None
-        for clean, noisy in batches:
-            terms = trainer.train_step(clean, noisy)
-            if names is None:
-                names = list(terms)
-            values = dict(zip(names, tf.stack([terms[name] for name in names]).numpy().tolist()))
-            step += 1
-            runner._check_finite(values, step, self.run_dir)
-            if settings.summary_every and step % settings.summary_every == 0:
-                summaries.write_losses(values, step)
-            for name, value in values.items():
-                sums[name] += value
-            steps += 1
-            progress.update(values)
-            if settings.checkpoint_every and step % settings.checkpoint_every == 0:
-                self.manager.save(checkpoint_number=step)
-        if steps:
-            summaries.write_losses({name: total / steps for name, total in sums.items()}, epoch + 1, "epoch_loss")
+    _step_count = None
+
+    def _step(self, clean, noisy):
+        terms = self.trainer.train_step(clean, noisy)
+        if self._step_count is None:
+            self._step_count = int(self.trainer.step) - 1
+        self._step_count += 1
+        return dict(zip(terms, tf.stack(list(terms.values())).numpy().tolist())), self._step_count
 
 
 class IndexedLoop(runner._TrainingLoop):

@@ -220,7 +220,20 @@ class _TrainingLoop:
                 f"a weight became NaN or infinite by step {step}; training stopped and the last good "
                 f"checkpoint in {Path(self.run_dir) / checkpoints.CHECKPOINT_DIR} is kept"
             )
+        self._advance_clock(step)
         self.manager.save(checkpoint_number=step)
+        self._mark = (time.perf_counter(), step)  # writing the checkpoint is not training time
+
+    def _advance_clock(self, step):
+        """Add the training seconds and images since the last mark (an epoch's start or a save) to the clock."""
+        started, from_step = self._mark
+        self.clock.seconds.assign_add(time.perf_counter() - started)
+        self.clock.images.assign_add(self._images_at(step) - self._images_at(from_step))
+
+    def _images_at(self, step):
+        """Images trained on after `step` steps: whole epochs, then full batches of the epoch under way."""
+        epochs, steps = divmod(step, self._steps_per_epoch)
+        return epochs * self._images_per_epoch + steps * self.config.batch_size
 
     def batches(self, images, epoch, done_in_epoch):
         """The rest of one epoch's (clean, noisy) batches, split across replicas when there are several."""
@@ -235,6 +248,7 @@ class _TrainingLoop:
         """Train to `config.epochs`, adding to the clock; returns the last scores."""
         config, settings, trainer = self.config, self.settings, self.trainer
         steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
+        self._steps_per_epoch, self._images_per_epoch = steps_per_epoch, len(train_images)
         first_step = int(trainer.step)
         images = tf.data.Dataset.from_tensor_slices(train_images)
         progress = _Progress(steps_per_epoch, settings.quiet)
@@ -250,10 +264,8 @@ class _TrainingLoop:
                 trainer.optimizer.learning_rate.assign(rate)
                 summaries.write_learning_rate(rate, epoch + 1)
                 progress.start(epoch, config.epochs, done_in_epoch)
-                started = time.perf_counter()
+                self._mark = (time.perf_counter(), int(trainer.step))  # evaluation is not training time
                 self._epoch(self.batches(images, epoch, done_in_epoch), epoch, progress)
-                self.clock.seconds.assign_add(time.perf_counter() - started)
-                self.clock.images.assign_add(len(train_images) - done_in_epoch * config.batch_size)
                 self.save(int(trainer.step))
                 if epoch + 1 == config.epochs or (settings.eval_every and (epoch + 1) % settings.eval_every == 0):
                     scores = evaluate()
@@ -262,11 +274,10 @@ class _TrainingLoop:
         return scores
 
     def _epoch(self, batches, epoch, progress):
-        settings, trainer = self.settings, self.trainer
+        settings = self.settings
         sums, steps = defaultdict(float), 0
         for clean, noisy in batches:
-            values = {name: float(value) for name, value in trainer.train_step(clean, noisy).items()}
-            step = int(trainer.step)
+            values, step = self._step(clean, noisy)
             _check_finite(values, step, self.run_dir)
             if settings.summary_every and step % settings.summary_every == 0:
                 summaries.write_losses(values, step)
@@ -278,6 +289,11 @@ class _TrainingLoop:
                 self.save(step)
         if steps:
             summaries.write_losses({name: total / steps for name, total in sums.items()}, epoch + 1, "epoch_loss")
+
+    def _step(self, clean, noisy):
+        """One training step: its loss terms as Python floats, and the step count after it."""
+        values = {name: float(value) for name, value in self.trainer.train_step(clean, noisy).items()}
+        return values, int(self.trainer.step)
 
 
 def _evaluate(model, images, labels, config, settings, step, log):
