@@ -10,6 +10,7 @@ import numpy as np
 
 NOISE_TYPES = ("masking", "gaussian", "salt_and_pepper")
 LR_SCHEDULES = ("constant", "cosine")
+LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.losses)
 
 
 class ConfigError(ValueError):
@@ -38,6 +39,8 @@ class DDNMFConfig:
     reconstruction_weight: float = 1.0
     # True reproduces the authors' script: L_ap also trains the supervisor.
     apposition_trains_supervisor: bool = False
+    # Each squared error over a layer's features: "mean", or "sum" as the paper's norms (losses.py).
+    loss_reduction: str = "mean"
 
     # Corruption of the student's input (eq 2).
     noise_type: str = "masking"
@@ -107,6 +110,10 @@ def _validate(config: DDNMFConfig) -> None:
         value = getattr(config, name)
         if not _is_number(value) or not 0 <= value < math.inf:
             raise ConfigError(f"loss weight {name} must be a finite number >= 0, got {value!r}")
+    if config.loss_reduction not in LOSS_REDUCTIONS:
+        raise ConfigError(
+            f"unknown loss_reduction {config.loss_reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}"
+        )
     if config.noise_type not in NOISE_TYPES:
         raise ConfigError(
             f"unknown noise_type {config.noise_type!r}; choose one of {', '.join(NOISE_TYPES)}"

@@ -1,12 +1,13 @@
 """The terms of the interpretability loss (paper eqs 4-7).
 
-Reduction: every squared error is a MEAN over the features of a layer and
-over the examples, where the paper writes sums. With sums the 2000-wide layers
-would outweigh the others in L_ap by their width and every term would grow
-with the batch size, so alpha, beta and gamma would have to change with the
-architecture and the batch; with means the weights keep one meaning (the
-authors' script weights mean squared errors too: 1.0 / 0.01 per pair / 1.0).
-`global_batch_size` divides the per-example sum by the global batch under a
+Reduction: by default every squared error is a MEAN over the features of a
+layer and over the examples, where the paper writes squared norms (sums).
+With sums over features the 2000-wide layers outweigh the others in L_ap by
+their width, so alpha, beta and gamma change meaning with the architecture;
+with means the weights keep one meaning (the authors' script weights mean
+squared errors too: 1.0 / 0.01 per pair / 1.0). `reduction="sum"` takes the
+paper's reading over features (still a mean over examples, so a term does
+not grow with the batch). `global_batch_size` divides the per-example sum by the global batch under a
 `tf.distribute` strategy (`tf.nn.compute_average_loss`); left None it is the
 local batch mean.
 
@@ -17,9 +18,15 @@ TensorFlow.
 
 from keras import ops
 
+from ddnmf_tf.config import LOSS_REDUCTIONS
 
-def _mean_squared_error(targets, outputs, global_batch_size=None):
-    per_example = ops.mean(ops.square(targets - outputs), axis=-1)
+
+def _squared_error(targets, outputs, global_batch_size=None, reduction="mean"):
+    """The squared error of each example, over its features the mean or the sum; then the batch mean."""
+    if reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
+    over_features = ops.mean if reduction == "mean" else ops.sum
+    per_example = over_features(ops.square(targets - outputs), axis=-1)
     if global_batch_size is None:
         return ops.mean(per_example)
     import tensorflow as tf  # only the tf.distribute path needs it
@@ -27,9 +34,9 @@ def _mean_squared_error(targets, outputs, global_batch_size=None):
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
-def symmetric_loss(clean_images, supervisor_output, global_batch_size=None):
+def symmetric_loss(clean_images, supervisor_output, global_batch_size=None, reduction="mean"):
     """L_sym (eq 4): the supervisor's reconstruction y against the clean input x."""
-    return _mean_squared_error(clean_images, supervisor_output, global_batch_size)
+    return _squared_error(clean_images, supervisor_output, global_batch_size, reduction)
 
 
 def apposition_pairs(supervisor_features, student_features):
@@ -45,27 +52,27 @@ def apposition_pairs(supervisor_features, student_features):
     ]
 
 
-def apposition_loss(supervisor_features, student_features, global_batch_size=None):
+def apposition_loss(supervisor_features, student_features, global_batch_size=None, reduction="mean"):
     """L_ap (eq 5): each student layer pulled toward its supervisor partner; returns (sum, per-pair list).
 
     The supervisor's features are used as given: stop their gradient before
     the call to make them targets (eqs 9-16).
     """
     per_pair = [
-        _mean_squared_error(target, output, global_batch_size)
+        _squared_error(target, output, global_batch_size, reduction)
         for target, output in apposition_pairs(supervisor_features, student_features)
     ]
     return sum(per_pair), per_pair
 
 
-def non_negative_constraint_loss(encoder_output, nmf_reconstruction, global_batch_size=None):
+def non_negative_constraint_loss(encoder_output, nmf_reconstruction, global_batch_size=None, reduction="mean"):
     """L_nc (eq 6): the student encoder's output X against relu(W sigmoid(W' X))."""
-    return _mean_squared_error(encoder_output, nmf_reconstruction, global_batch_size)
+    return _squared_error(encoder_output, nmf_reconstruction, global_batch_size, reduction)
 
 
-def reconstruction_loss(clean_images, student_output, global_batch_size=None):
+def reconstruction_loss(clean_images, student_output, global_batch_size=None, reduction="mean"):
     """The authors' extra term (not in the paper): the student's output against the CLEAN input."""
-    return _mean_squared_error(clean_images, student_output, global_batch_size)
+    return _squared_error(clean_images, student_output, global_batch_size, reduction)
 
 
 def interpretability_loss(symmetric, apposition, non_negative, alpha, beta, gamma,

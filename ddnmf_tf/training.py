@@ -88,10 +88,11 @@ class DDNMFTrainer:
         depth = len(config.layer_sizes)
         encoder_output, nmf_reconstruction = student_features[depth - 1], student_features[depth + 1]
 
-        symmetric = losses.symmetric_loss(clean, supervisor_features[-1], global_batch_size)
-        apposition, per_pair = losses.apposition_loss(targets, student_features, global_batch_size)
-        non_negative = losses.non_negative_constraint_loss(encoder_output, nmf_reconstruction, global_batch_size)
-        reconstruction = losses.reconstruction_loss(clean, student_features[-1], global_batch_size)
+        reduce = dict(global_batch_size=global_batch_size, reduction=config.loss_reduction)
+        symmetric = losses.symmetric_loss(clean, supervisor_features[-1], **reduce)
+        apposition, per_pair = losses.apposition_loss(targets, student_features, **reduce)
+        non_negative = losses.non_negative_constraint_loss(encoder_output, nmf_reconstruction, **reduce)
+        reconstruction = losses.reconstruction_loss(clean, student_features[-1], **reduce)
         total = losses.interpretability_loss(
             symmetric, apposition, non_negative, config.alpha, config.beta, config.gamma,
             reconstruction, config.reconstruction_weight,

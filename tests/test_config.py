@@ -26,6 +26,7 @@ from ddnmf_tf.config import ConfigError, DDNMFConfig, derive_seed
         ({"noise_type": "pink"}, "unknown noise_type 'pink'; choose one of masking, gaussian, salt_and_pepper"),
         ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
         ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; choose one of constant, cosine"),
+        ({"loss_reduction": "max"}, "unknown loss_reduction 'max'; choose one of mean, sum"),
         ({"seed": -1}, "seed must be a whole number >= 0"),
     ],
 )

@@ -57,3 +57,22 @@ def test_global_batch_size_divides_the_per_example_sum():
     x, y = _features([64, 64], batch=4)
     per_example_sum = np.sum(np.mean((x - y) ** 2, axis=-1))
     np.testing.assert_allclose(losses.symmetric_loss(x, y, global_batch_size=8), per_example_sum / 8, rtol=1e-5)
+
+
+def test_the_sum_reduction_weighs_each_term_by_its_width():
+    """The paper's squared norms: each term is its width times the mean's, so wide layers weigh more."""
+    supervisor = _features([32, 16, 8, 16, 32, 64])
+    student = _features([32, 16, 8, 4, 8, 16, 32, 64])
+    _, means = losses.apposition_loss(supervisor, student)
+    total, sums = losses.apposition_loss(supervisor, student, reduction="sum")
+    widths = [32, 16, 8, 16, 32, 64]
+    np.testing.assert_allclose([float(v) for v in sums], [w * float(m) for w, m in zip(widths, means)], rtol=1e-5)
+    np.testing.assert_allclose(total, sum(w * float(m) for w, m in zip(widths, means)), rtol=1e-5)
+    x, y = _features([64, 64], batch=4)
+    for term in (losses.symmetric_loss, losses.non_negative_constraint_loss, losses.reconstruction_loss):
+        np.testing.assert_allclose(term(x, y, reduction="sum"), 64 * _mse(x, y), rtol=1e-5)
+    per_example_sum = np.sum(np.sum((x - y) ** 2, axis=-1))
+    np.testing.assert_allclose(losses.symmetric_loss(x, y, global_batch_size=8, reduction="sum"),
+                               per_example_sum / 8, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown reduction 'max'; choose one of mean, sum"):
+        losses.symmetric_loss(x, y, reduction="max")

@@ -165,6 +165,7 @@ def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):
         (["--beta", "-1"], "loss weight beta must be a finite number >= 0"),
         (["--dataset", "cifar"], "invalid choice: 'cifar'"),
         (["--lr-schedule", "linear"], "--lr-schedule: invalid choice: 'linear'"),
+        (["--loss-reduction", "max"], "--loss-reduction: invalid choice: 'max'"),
         (["--batch-size", "many"], "invalid int value: 'many'"),
         (["--clusterers", "kmeans,tsne"], "--clusterers takes names from kmeans, gmm, umap_kmeans, umap_gmm"),
     ],

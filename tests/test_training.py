@@ -52,6 +52,16 @@ def test_losses_report_every_term_and_apposition_pair(small_config):
     np.testing.assert_allclose(float(terms["total"]), expected, rtol=1e-5)
 
 
+def test_the_sum_reduction_reaches_every_term(small_config):
+    means = DDNMFTrainer(small_config).compute_losses(CLEAN, NOISY)
+    summed = DDNMFConfig(**{**small_config.to_dict(), "loss_reduction": "sum"})
+    sums = DDNMFTrainer(summed).compute_losses(CLEAN, NOISY)  # same seed, same weights
+    widths = {"sym": small_config.input_dim, "rec": small_config.input_dim, "nc": small_config.layer_sizes[-1],
+              "ap/encoder_1": small_config.layer_sizes[0], "ap/decoder_2": small_config.input_dim}
+    for term, width in widths.items():
+        np.testing.assert_allclose(float(sums[term]), width * float(means[term]), rtol=1e-5)
+
+
 def _digits():
     return tf.data.Dataset.from_tensor_slices(load_digits().data.astype(np.float32) / 16.0)
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ddnmf_tf.config import LR_SCHEDULES, NOISE_TYPES, DDNMFConfig
+from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, DDNMFConfig
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, load_config
@@ -45,6 +45,9 @@ def build_parser():
                        help="weight of the student-output-vs-clean-input term (the authors' script: 1.0)")
     model.add_argument("--apposition-trains-supervisor", action="store_true",
                        help="let L_ap's gradients reach the supervisor, as the authors' script does")
+    model.add_argument("--loss-reduction", choices=LOSS_REDUCTIONS, default=DEFAULTS.loss_reduction,
+                       help="each squared error over a layer's features: the mean, or the sum (the paper's "
+                            "norms, so wide layers weigh more)")
     model.add_argument("--noise-type", choices=NOISE_TYPES, default=DEFAULTS.noise_type, help="student input noise")
     model.add_argument("--noise-level", type=float, default=DEFAULTS.noise_level,
                        help="masking/salt-and-pepper fraction or Gaussian std, in [0, 1)")
@@ -111,7 +114,7 @@ def config_from_args(args):
         layer_sizes=args.layers, rank=args.rank, nmf_bias=args.nmf_bias,
         alpha=args.alpha, beta=args.beta, gamma=args.gamma,
         reconstruction_weight=args.reconstruction_weight,
-        apposition_trains_supervisor=args.apposition_trains_supervisor,
+        apposition_trains_supervisor=args.apposition_trains_supervisor, loss_reduction=args.loss_reduction,
         noise_type=args.noise_type, noise_level=args.noise_level,
         noise_rescale=args.noise_rescale, noise_fixed=args.noise_fixed,
         learning_rate=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size, epochs=args.epochs,
