@@ -75,48 +75,6 @@ def test_resume_continues_the_step_counter_and_the_training_clock(finished_run, 
     assert results["images_per_second"] * results["wall_seconds"] == pytest.approx(600, rel=0.02)
 
 
-class _Interrupted(Exception):
-    pass
-
-
-class _InterruptedTrainer:
-    """A DDNMF trainer interrupted when its step `stop_at` is asked for."""
-
-    def __init__(self, config, stop_at):
-        from ddnmf_tf.training import DDNMFTrainer
-
-        self._trainer, self.stop_at = DDNMFTrainer(config), stop_at
-        self.model, self.optimizer = self._trainer.model, self._trainer.optimizer
-
-    @property
-    def step(self):
-        return self._trainer.step
-
-    def train_step(self, clean, noisy):
-        if int(self.step) + 1 == self.stop_at:
-            raise _Interrupted
-        return self._trainer.train_step(clean, noisy)
-
-
-def test_a_mid_epoch_checkpoint_holds_that_epochs_images_and_seconds(data_dir, tmp_path):
-    from ddnmf_tf import DDNMFConfig, checkpoints
-    from ddnmf_tf.runner import RunSettings, run
-
-    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=2, jit_compile=False)
-    settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(tmp_path),
-                           quiet=True, checkpoint_every=3, clusterers=("kmeans",))
-    with pytest.raises(_Interrupted):
-        run(config, settings, trainer=_InterruptedTrainer(config, stop_at=4))
-    latest = checkpoints.latest_checkpoint(tmp_path)
-    assert latest.endswith("ckpt-3")  # three of the first epoch's four steps
-    clock = checkpoints.training_clock()
-    checkpoints.restore_clock(clock, latest)
-    assert int(clock.images) == 150 and float(clock.seconds) > 0
-    results = run(config, dataclasses.replace(settings, resume=True))
-    assert results["steps"] == 8
-    assert results["images_per_second"] * results["wall_seconds"] == pytest.approx(400, rel=0.02)
-
-
 def test_clusterers_flag_chooses_the_scores(data_dir, tmp_path):
     run_dir = tmp_path / "run"
     train_run.main(SMALL + ["--data-dir", str(data_dir), "--epochs", "1", "--clusterers", "umap_gmm",
@@ -238,6 +196,38 @@ class _DivergingTrainer:
         if int(self.step) == self.bad_step:
             terms["nc"] = float("nan")
         return terms
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptedTrainer(_DivergingTrainer):
+    """A DDNMF trainer interrupted when asked for its step `bad_step`."""
+
+    def train_step(self, clean, noisy):
+        if int(self.step) + 1 == self.bad_step:
+            raise _Interrupted
+        return self._trainer.train_step(clean, noisy)
+
+
+def test_a_mid_epoch_checkpoint_holds_that_epochs_images_and_seconds(data_dir, tmp_path):
+    from ddnmf_tf import DDNMFConfig, checkpoints
+    from ddnmf_tf.runner import RunSettings, run
+
+    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=2, jit_compile=False)
+    settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(tmp_path),
+                           quiet=True, checkpoint_every=3, clusterers=("kmeans",))
+    with pytest.raises(_Interrupted):
+        run(config, settings, trainer=_InterruptedTrainer(config, bad_step=4))
+    latest = checkpoints.latest_checkpoint(tmp_path)
+    assert latest.endswith("ckpt-3")  # three of the first epoch's four steps
+    clock = checkpoints.training_clock()
+    checkpoints.restore_clock(clock, latest)
+    assert int(clock.images) == 150 and float(clock.seconds) > 0
+    results = run(config, dataclasses.replace(settings, resume=True))
+    assert results["steps"] == 8
+    assert results["images_per_second"] * results["wall_seconds"] == pytest.approx(400, rel=0.02)
 
 
 def _run_until_diverged(trainer_class, bad_step, data_dir, run_dir, message):
