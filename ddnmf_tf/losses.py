@@ -7,9 +7,9 @@ their width, so alpha, beta and gamma change meaning with the architecture;
 with means the weights keep one meaning (the authors' script weights mean
 squared errors too: 1.0 / 0.01 per pair / 1.0). `reduction="sum"` takes the
 paper's reading over features (still a mean over examples, so a term does
-not grow with the batch). `global_batch_size` divides the per-example sum by the global batch under a
-`tf.distribute` strategy (`tf.nn.compute_average_loss`); left None it is the
-local batch mean.
+not grow with the batch). `global_batch_size` divides the per-example sum by
+the global batch under a `tf.distribute` strategy
+(`tf.nn.compute_average_loss`); left None it is the local batch mean.
 
 The terms are written in `keras.ops`, so they also run on Keras's JAX
 backend (`bench/gpu_screen.py`); only the `tf.distribute` reduction needs
