@@ -9,7 +9,7 @@ from typing import Tuple
 import numpy as np
 
 NOISE_TYPES = ("masking", "gaussian", "salt_and_pepper")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step", "warmup", "restarts")  # training.learning_rate_at
 LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.losses)
 
 
@@ -50,7 +50,7 @@ class DDNMFConfig:
 
     # Optimisation.
     learning_rate: float = 1e-3
-    # "cosine": the rate decays per epoch from learning_rate towards 0 at `epochs` (training.learning_rate_at).
+    # Set once an epoch from learning_rate over `epochs` (training.learning_rate_at).
     lr_schedule: str = "constant"
     batch_size: int = 128
     epochs: int = 100  # docs/results.md, "Training length": MNIST-10k gains from 30 to 100 on every clusterer

@@ -1,5 +1,7 @@
 """One DDNMF training step (Algorithm 1, eqs 9-16) and the noisy input pipeline it eats."""
 
+import math
+
 import tensorflow as tf
 import keras
 
@@ -40,10 +42,29 @@ def training_batches(images, config, epoch):
 
 
 def learning_rate_at(config, epoch):
-    """Adam's rate during `epoch` (0-based): constant, or Keras's CosineDecay evaluated once an epoch."""
+    """Adam's rate during `epoch` (0-based) under `config.lr_schedule`, a Keras schedule read once an epoch.
+
+    constant: `learning_rate` throughout. cosine: decays towards 0 at the
+    last epoch. step: divided by 10 after half the epochs and again after
+    three quarters. warmup: rises linearly over the first tenth of the
+    epochs, then stays. restarts: four cosine cycles, each back at
+    `learning_rate` (SGDR).
+    """
+    rate, epochs = config.learning_rate, config.epochs
     if config.lr_schedule == "constant":
-        return config.learning_rate
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs)
+        return rate
+    schedules = keras.optimizers.schedules
+    if config.lr_schedule == "cosine":
+        schedule = schedules.CosineDecay(rate, decay_steps=epochs)
+    elif config.lr_schedule == "step":
+        schedule = schedules.PiecewiseConstantDecay(
+            [math.ceil(epochs / 2) - 1, math.ceil(3 * epochs / 4) - 1], [rate, rate / 10, rate / 100])
+    elif config.lr_schedule == "warmup":
+        warmup_epochs = math.ceil(epochs / 10)
+        schedule = schedules.PolynomialDecay(
+            rate / warmup_epochs, decay_steps=max(warmup_epochs - 1, 1), end_learning_rate=rate, power=1.0)
+    else:
+        schedule = schedules.CosineDecayRestarts(rate, first_decay_steps=math.ceil(epochs / 4), t_mul=1.0)
     return float(schedule(epoch))
 
 

@@ -25,7 +25,7 @@ from ddnmf_tf.config import ConfigError, DDNMFConfig, derive_seed
         ({"noise_level": -0.1}, "noise_level must be in [0, 1)"),
         ({"noise_type": "pink"}, "unknown noise_type 'pink'; choose one of masking, gaussian, salt_and_pepper"),
         ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
-        ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; choose one of constant, cosine"),
+        ({"lr_schedule": "linear"}, "unknown lr_schedule 'linear'; choose one of constant, cosine, step, warmup, restarts"),
         ({"loss_reduction": "max"}, "unknown loss_reduction 'max'; choose one of mean, sum"),
         ({"seed": -1}, "seed must be a whole number >= 0"),
     ],

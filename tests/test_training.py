@@ -111,3 +111,19 @@ def test_learning_rate_is_constant_or_a_cosine_over_the_epochs():
     assert rates[0] == pytest.approx(0.01) and rates[5] == pytest.approx(0.005)
     assert rates[9] == pytest.approx(0.01 * (1 + np.cos(np.pi * 0.9)) / 2, rel=1e-5)
     assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+
+
+def test_step_warmup_and_restart_schedules_over_100_epochs():
+    from ddnmf_tf.training import learning_rate_at
+
+    def rates(schedule):
+        config = DDNMFConfig(learning_rate=0.01, epochs=100, lr_schedule=schedule)
+        return np.array([learning_rate_at(config, epoch) for epoch in range(100)])
+
+    step = rates("step")  # 50 epochs at the rate, 25 at a tenth, 25 at a hundredth
+    np.testing.assert_allclose(step, [0.01] * 50 + [0.001] * 25 + [0.0001] * 25, rtol=1e-6)
+    warmup = rates("warmup")  # 0.001, 0.002, ..., 0.01 over the first 10 epochs, then flat
+    np.testing.assert_allclose(warmup, [0.001 * (epoch + 1) for epoch in range(10)] + [0.01] * 90, rtol=1e-5)
+    restarts = rates("restarts")  # four identical cosine cycles of 25 epochs, each from the full rate
+    np.testing.assert_allclose(restarts.reshape(4, 25), np.tile(restarts[:25], (4, 1)), rtol=1e-5)
+    np.testing.assert_allclose(restarts[:25], 0.01 * (1 + np.cos(np.pi * np.arange(25) / 25)) / 2, rtol=1e-5)

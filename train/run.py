@@ -60,7 +60,8 @@ def build_parser():
     optimisation.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step")
     optimisation.add_argument("--lr", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate")
     optimisation.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
-                              help="constant rate, or cosine decay towards 0 over --epochs (once an epoch)")
+                              help="the rate over --epochs, set once an epoch: constant, cosine decay towards 0, step (/10 after 1/2 "
+                                   "and 3/4 of the epochs), warmup (linear over the first 1/10) or restarts (4 cosine cycles)")
     optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of every random choice")
     optimisation.add_argument("--no-jit", action="store_true", help="do not compile the training step with XLA")
 
