@@ -2,13 +2,18 @@
 
 Trains the default model for 15 epochs on the first 2,000 images of MNIST's
 test split (../shared/data/mnist) and scores H with every clusterer.
-Recorded on 2026-11-22 with TensorFlow 2.21 on the 2-core CPU machine:
-K-means ACC 0.4555, GMM 0.4390, UMAP+K-means 0.4315, UMAP+GMM 0.4380 (with
-100 UMAP neighbours; 0.4495 and 0.4470 with the earlier 20) (the paper's
-loss with the authors' weights, which collapses H, scores about 0.25 on the
-full split after 10 epochs: docs/model.md). The test took 48 s there with
-the machine's load average at 1.7-3 (another job running), about 15 s of
-it compiling umap-learn's numba code.
+Recorded with TensorFlow 2.21 on the 2-core CPU machine: K-means ACC
+0.4555, GMM 0.4390 (the same on an AMD EPYC on 2026-11-22 and an Intel
+Xeon on 2026-11-23: H is the same), UMAP+K-means 0.4315 and UMAP+GMM
+0.4380 on the EPYC, 0.3925 and 0.3970 on the Xeon with the same H (numba
+compiles umap-learn for the host's instruction set). On the Xeon the same
+network scored with the clusterers' seeds 0-4 gave K-means 0.437-0.460,
+GMM 0.403-0.439, UMAP+K-means 0.393-0.454, UMAP+GMM 0.392-0.437, and the
+paper's loss with the authors' weights (`gamma=1, reconstruction_weight=0`,
+which collapses H; docs/model.md) 0.19-0.23 with every clusterer; the
+floors sit between the two. The test took 48 s with the machine's load
+average at 1.7-3 (another job running), about 15 s of it compiling
+umap-learn's numba code.
 """
 
 from pathlib import Path
@@ -23,7 +28,7 @@ from ddnmf_tf.training import DDNMFTrainer, training_batches
 
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 IMAGES, EPOCHS = 2000, 15
-ACC_FLOOR = {"kmeans": 0.40, "gmm": 0.38, "umap_kmeans": 0.40, "umap_gmm": 0.40}
+ACC_FLOOR = {"kmeans": 0.40, "gmm": 0.38, "umap_kmeans": 0.33, "umap_gmm": 0.33}
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="../shared/data/mnist is not beside the checkout")
