@@ -6,6 +6,14 @@ setup(
     description="DDNMF (deep denoising non-negative matrix factorization, Chen et al. 2021) in TensorFlow/Keras",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     python_requires=">=3.10",
     packages=find_packages(include=["ddnmf_tf", "ddnmf_tf.*", "train", "export"]),
     install_requires=[
@@ -23,6 +31,15 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
+        # bench/ runs on the main requirements; the profiler plugin shows its trace in TensorBoard's Profile tab.
+        "bench": ["tensorboard-plugin-profile>=2.16"],
         "dev": ["pytest>=8"],
+    },
+    entry_points={
+        "console_scripts": [
+            "ddnmf-train=train.run:cli",
+            "ddnmf-evaluate=train.evaluate:cli",
+            "ddnmf-export=export.run:cli",
+        ],
     },
 )
