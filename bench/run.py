@@ -441,7 +441,7 @@ def run_training_loop(trainer, config, images, eval_images, eval_labels, run_dir
         def batches(self, images, epoch, done_in_epoch):
             return _TimedBatches(super().batches(images, epoch, done_in_epoch), waits)
 
-    settings = runner.RunSettings(dataset="mnist", source="idx", quiet=True, output_dir=str(run_dir))
+    settings = runner.RunSettings(dataset="mnist", source="idx", quiet=True, run_dir=str(run_dir))
     training_clock = checkpoints.training_clock()
     loop = TimedLoop(trainer, config, settings, Path(run_dir), training_clock, lambda *args: None)
     with contextlib.redirect_stdout(io.StringIO()):

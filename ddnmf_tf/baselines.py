@@ -23,7 +23,6 @@ holds `autoencoder.json` (`checkpoints.AUTOENCODER_FILE`), which `load_run_model
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import keras
@@ -32,7 +31,7 @@ from sklearn.decomposition import NMF
 from ddnmf_tf import checkpoints, losses
 from ddnmf_tf.config import derive_seed
 from ddnmf_tf.networks import SupervisorNet
-from ddnmf_tf.runner import default_output_dir, run
+from ddnmf_tf.runner import default_run_dir, run
 from ddnmf_tf.training import DDNMFTrainer
 
 AUTOENCODERS = ("ae1", "ae2")
@@ -90,14 +89,13 @@ def build_autoencoder(kind, config):
 def train_autoencoder(kind, config, settings, log=print):
     """Train AE1 or AE2 through `runner.run`; returns (the trained model, what results.json holds)."""
     config = autoencoder_config(kind, config)
-    if settings.output_dir is None:
-        settings = dataclasses.replace(settings, output_dir=default_output_dir(f"{settings.dataset}-{kind}"))
+    if settings.run_dir is None:
+        settings = dataclasses.replace(settings, run_dir=default_run_dir(f"{settings.dataset}-{kind}"))
     trainer = AutoencoderTrainer(config, build_autoencoder(kind, config))
-    run_dir = Path(settings.output_dir)
+    run_dir = Path(settings.run_dir)
     if not checkpoints.has_checkpoint(run_dir):
         # Written before training, so that an interrupted run's checkpoints load as this autoencoder too.
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / checkpoints.AUTOENCODER_FILE).write_text(json.dumps({"kind": kind}) + "\n")
+        checkpoints.write_json(run_dir / checkpoints.AUTOENCODER_FILE, {"kind": kind})
     return trainer.model, run(config, settings, trainer=trainer, log=log)
 
 
@@ -107,7 +105,7 @@ def load_run_model(run_dir):
     if kind is None:
         return checkpoints.load_model(run_dir)
     model = build_autoencoder(kind, checkpoints.load_config(run_dir))
-    return checkpoints.restore_model(model, checkpoints.latest_checkpoint(run_dir))
+    return checkpoints.restore_model(model, run_dir)
 
 
 def nmf_representation(train_features, eval_features, rank, seed):

@@ -1,20 +1,28 @@
-"""The run directory: config, checkpoints and cluster centres that training leaves behind.
+"""The run directory: what a run records at its start, its checkpoints, and what it leaves at its end.
 
 Layout of a run directory (also the TensorBoard logdir):
 
-    config.json            the DDNMFConfig of the run
+    config.json            the DDNMFConfig: what changes the weights (written at the start)
+    settings.json          the data (dataset, source, splits, their fingerprints, number of clusters),
+                           scoring, cadences, strategy and export folder (written at the start)
+    run.lock               while a process trains the run: its pid and host (ddnmf_tf.runlock)
     checkpoints/           tf.train.CheckpointManager files (both networks, optimizer with its step,
                            training seconds and images so far)
     cluster_centers.npy    K-means centres fitted on the training split's H (for serving)
-    results.json           what `train.run` measured
+    results.json           what `train.run` measured (written at the end)
     autoencoder.json       only in a baseline autoencoder's run (`ddnmf_tf.baselines`): {"kind": "ae1"}
     events.out.tfevents.*  TensorBoard summaries
 
+Every file but TensorBoard's events and the checkpoints (which TensorFlow
+writes under temporary names itself) appears atomically (`write_atomic`):
+a process killed at any moment leaves the old version or the new one.
 All randomness is stateless and keyed by (seed, epoch, batch number), so the
 optimizer's step and the epoch counter are the whole RNG state.
 """
 
+import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +32,126 @@ from ddnmf_tf.config import DDNMFConfig
 from ddnmf_tf.networks import DDNMF
 
 CONFIG_FILE = "config.json"
+SETTINGS_FILE = "settings.json"
 CHECKPOINT_DIR = "checkpoints"
 CLUSTER_CENTERS_FILE = "cluster_centers.npy"
 RESULTS_FILE = "results.json"
 AUTOENCODER_FILE = "autoencoder.json"
+
+# What a resumed run may change. The rest fixes the architecture, the data, the data order and the noise it
+# replays. The data's location (source, data_dir) may change: its fingerprints must not.
+RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile")
+RESUMABLE_SETTINGS = ("source", "data_dir", "eval_every", "summary_every", "checkpoint_every", "quiet",
+                      "clusterers", "umap_neighbors", "strategy", "deterministic", "export_dir")
+# The command-line flag of a field whose flag does not spell its name (train.run).
+_FLAGS = {"layer_sizes": "--layers", "jit_compile": "--no-jit", "run_dir": "--run-dir"}
 
 
 class RunDirError(ValueError):
     """A run directory lacks what was asked of it, or does not match the model."""
 
 
-def save_config(run_dir, config):
-    path = Path(run_dir) / CONFIG_FILE
+def flag_of(field):
+    """The train.run flag that sets a DDNMFConfig or RunSettings field: 'layer_sizes' -> '--layers'."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def write_atomic(path, data):
+    """Write bytes or text to `path` through a file beside it and a rename: readers see the old file or the new."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(config.to_json() + "\n")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as stream:
+            stream.write(data.encode() if isinstance(data, str) else data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_json(path, value):
+    write_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def save_config(run_dir, config):
+    write_atomic(Path(run_dir) / CONFIG_FILE, config.to_json() + "\n")
 
 
 def load_config(run_dir):
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
-    return DDNMFConfig.from_dict(json.loads(path.read_text()))
+    return DDNMFConfig.from_dict(_read_json(path))
+
+
+def save_settings(run_dir, settings):
+    write_json(Path(run_dir) / SETTINGS_FILE, settings)
+
+
+def load_settings(run_dir):
+    """The run's settings.json as a dict; for a run written before settings.json existed, what its
+    results.json says of the data; {} when neither is there."""
+    for name in (SETTINGS_FILE, RESULTS_FILE):
+        path = Path(run_dir) / name
+        if path.is_file():
+            recorded = _read_json(path)
+            if name == RESULTS_FILE:
+                keys = ("dataset", "source", "data_dir", "train_split", "eval_split", "umap_neighbors")
+                recorded = {key: recorded[key] for key in keys if key in recorded}
+            return recorded
+    return {}
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise RunDirError(f"{path} is not valid JSON ({error})") from None
+
+
+def is_run_dir(run_dir):
+    """Whether `run_dir` holds a run: its config (written after its settings) or a checkpoint."""
+    return (Path(run_dir) / CONFIG_FILE).is_file() or has_checkpoint(run_dir)
+
+
+def check_resumable(run_dir, config, settings):
+    """RunDirError naming, by flag, every recorded setting that `config` or the `settings` dict contradicts.
+
+    Fields in RESUMABLE_CHANGES and RESUMABLE_SETTINGS may differ; a field the
+    run's files do not record (one written by an older version) is not checked.
+    """
+    recorded_config = load_config(run_dir).to_dict()
+    recorded = load_settings(run_dir)
+    pairs = [(name, recorded_config[name], value) for name, value in config.to_dict().items()
+             if name not in RESUMABLE_CHANGES and name in recorded_config]
+    pairs += [(name, recorded[name], value) for name, value in settings.items()
+              if name not in RESUMABLE_SETTINGS and name in recorded]
+    contradictions = [f"{flag_of(name)} is {_shown(old)} in the run, {_shown(new)} given"
+                      for name, old, new in pairs if _comparable(old) != _comparable(new)]
+    if contradictions:
+        raise RunDirError(f"--resume {run_dir}: " + "; ".join(contradictions) +
+                          " (start a new --run-dir to train with other settings)")
+
+
+def check_same_data(run_dir, fingerprints):
+    """RunDirError unless the data's {split role: fingerprint} equal those the run recorded (if it did)."""
+    for split, digest in (load_settings(run_dir).get("fingerprints") or {}).items():
+        given = fingerprints.get(split)
+        if given is not None and given != digest:
+            raise RunDirError(
+                f"--resume {run_dir}: the {split} data differs from the run's (fingerprint {given}, the run "
+                f"recorded {digest}): point --data-dir at the data the run trained on"
+            )
+
+
+def _comparable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _shown(value):
+    return repr(",".join(map(str, value))) if isinstance(value, (list, tuple)) else repr(value)
 
 
 def training_checkpoint(model, optimizer, clock=None):
@@ -58,14 +165,9 @@ def training_checkpoint(model, optimizer, clock=None):
 
 
 def training_clock():
-    """Seconds spent training and images trained on so far, checkpointed so a resumed run's totals count every session."""
+    """Seconds spent training and images trained on so far, checkpointed so a resumed run's totals count every run."""
     return tf.train.Checkpoint(seconds=tf.Variable(0.0, dtype=tf.float64, trainable=False),
                                images=tf.Variable(0, dtype=tf.int64, trainable=False))
-
-
-def restore_clock(clock, path):
-    """Restore `clock` from the checkpoint at `path`; one written before clocks were saved leaves it at zero."""
-    tf.train.Checkpoint(clock=clock).restore(path).expect_partial()
 
 
 def checkpoint_manager(run_dir, checkpoint, max_to_keep=3):
@@ -76,29 +178,42 @@ def has_checkpoint(run_dir):
     return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR)) is not None
 
 
-# What a resumed run may change: the rest fixes the architecture, the data order and the noise it replays.
-RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile")
-
-
-def check_resumable(run_dir, config):
-    """RunDirError naming every field, other than RESUMABLE_CHANGES, in which `config` differs from the run's."""
-    saved = load_config(run_dir).to_dict()
-    asked = config.to_dict()
-    changed = [name for name in saved if name not in RESUMABLE_CHANGES and saved[name] != asked[name]]
-    if changed:
-        differences = ", ".join(f"{name} {saved[name]!r} -> {asked[name]!r}" for name in changed)
-        raise RunDirError(
-            f"--resume must keep the run's settings (only {', '.join(RESUMABLE_CHANGES)} may change): "
-            f"{differences}; start a new --output-dir to train with other settings"
-        )
-
-
 def latest_checkpoint(run_dir):
     """Path prefix of the newest checkpoint; RunDirError when there is none."""
     path = tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))
     if path is None:
         raise RunDirError(f"no checkpoint in {Path(run_dir) / CHECKPOINT_DIR}: train the run first")
     return path
+
+
+def newest_intact_checkpoint(run_dir, log=print):
+    """The newest checkpoint whose every tensor reads back, logging each damaged one passed over.
+
+    RunDirError when there is no checkpoint, or when none is intact.
+    """
+    latest = latest_checkpoint(run_dir)
+    state = tf.train.get_checkpoint_state(str(Path(run_dir) / CHECKPOINT_DIR))
+    candidates = list(dict.fromkeys([latest, *reversed(state.all_model_checkpoint_paths)]))
+    damaged = []
+    for path in candidates:
+        problem = _damage(path)
+        if problem is None:
+            if damaged:
+                log(f"damaged checkpoint {'; '.join(damaged)}: restoring {Path(path).name}, the newest intact one")
+            return path
+        damaged.append(f"{Path(path).name} ({problem})")
+    raise RunDirError(f"every checkpoint in {Path(run_dir) / CHECKPOINT_DIR} is damaged: {'; '.join(damaged)}")
+
+
+def _damage(path):
+    """None when every tensor of the checkpoint at `path` reads back, else what went wrong, in one line."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError, RuntimeError, OSError) as error:
+        return " ".join(str(getattr(error, "message", error) or type(error).__name__).split())[:200]
+    return None
 
 
 def restore(checkpoint, path):
@@ -109,8 +224,31 @@ def restore(checkpoint, path):
         raise RunDirError(f"checkpoint {path} does not match this model's architecture: {error}") from None
 
 
-def restore_model(model, path):
-    """Restore a built model's weights, and only them, from the training checkpoint at `path`; every one must be there."""
+def restore_training(model, optimizer, clock, run_dir, log=print):
+    """Restore a training run's networks, optimizer and clock, as one object, from its newest intact checkpoint.
+
+    A checkpoint written before clocks were saved restores the rest and
+    leaves the clock at zero, with a line saying so. Returns the path restored.
+    """
+    path = newest_intact_checkpoint(run_dir, log)
+    saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    if "clock" in saved:
+        checkpoint = training_checkpoint(model, optimizer, clock)
+    else:
+        checkpoint = training_checkpoint(model, optimizer)
+        log(f"checkpoint {Path(path).name} holds no training clock (written by an older version): "
+            "results.json's wall seconds count from this resume")
+    status = restore(checkpoint, path)
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError:
+        raise RunDirError(f"checkpoint {path} lacks weights of this model ({model.name})") from None
+    return path
+
+
+def restore_model(model, run_dir, log=print):
+    """Restore a built model's weights, and only them, from the run's newest intact checkpoint."""
+    path = newest_intact_checkpoint(run_dir, log)
     status = restore(tf.train.Checkpoint(model=model), path).expect_partial()
     try:
         status.assert_existing_objects_matched()
@@ -122,21 +260,23 @@ def restore_model(model, path):
 def run_kind(run_dir):
     """"ae1" or "ae2" when the run directory holds autoencoder.json, else None (a DDNMF run)."""
     marker = Path(run_dir) / AUTOENCODER_FILE
-    return json.loads(marker.read_text())["kind"] if marker.is_file() else None
+    return _read_json(marker)["kind"] if marker.is_file() else None
 
 
-def load_model(run_dir):
-    """The trained DDNMF model of a run directory (weights of its latest checkpoint)."""
+def load_model(run_dir, log=print):
+    """The trained DDNMF model of a run directory (weights of its newest intact checkpoint)."""
     kind = run_kind(run_dir)
     if kind is not None:
         raise RunDirError(f"{run_dir} is a run of the {kind.upper()} baseline ({AUTOENCODER_FILE}), not of DDNMF")
     model = DDNMF(load_config(run_dir))
     model.build((None, model.config.input_dim))
-    return restore_model(model, latest_checkpoint(run_dir))
+    return restore_model(model, run_dir, log)
 
 
 def save_cluster_centers(run_dir, centers):
-    np.save(Path(run_dir) / CLUSTER_CENTERS_FILE, np.asarray(centers, np.float32))
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(centers, np.float32))
+    write_atomic(Path(run_dir) / CLUSTER_CENTERS_FILE, buffer.getvalue())
 
 
 def load_cluster_centers(run_dir):

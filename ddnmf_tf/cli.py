@@ -39,8 +39,21 @@ def _clusterer_name(name):
     return name
 
 
-# '--clusterers kmeans,umap_gmm' -> ("kmeans", "umap_gmm")
-parse_clusterers = comma_separated(_clusterer_name, "--clusterers", f"names from {', '.join(CLUSTERERS)}")
+_clusterer_names = comma_separated(_clusterer_name, "--clusterers", f"'all' or names from {', '.join(CLUSTERERS)}")
+
+
+def parse_clusterers(text):
+    """'--clusterers kmeans,umap_gmm' -> ("kmeans", "umap_gmm"); 'all' -> every clusterer."""
+    return CLUSTERERS if text == "all" else _clusterer_names(text)
+
+
+def add_clusterers_flag(parser, what="how H is scored"):
+    """The --clusterers flag every tool shares (default: all)."""
+    parser.add_argument("--clusterers", type=parse_clusterers, default=CLUSTERERS, metavar="all|NAME,...",
+                        help=f"{what}: 'all' (the default) or a comma-separated choice of {', '.join(CLUSTERERS)}: "
+                             "the paper's kmeans and a spherical gmm on H, and umap_kmeans and umap_gmm on its UMAP "
+                             "embedding (N2D's manifold step; about 30-60 s more per scoring of 10k images on a "
+                             "2-core CPU)")
 
 
 def run_cli(main, argv=None):
@@ -57,12 +70,22 @@ def run_cli(main, argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not _is_tensorflow_error(error):
+            raise
+        return _fail(error, EXIT_USAGE, argv)  # e.g. a write refused by the file system, from TensorFlow's own I/O
     return 0
+
+
+def _is_tensorflow_error(error):
+    tensorflow = sys.modules.get("tensorflow")
+    return tensorflow is not None and isinstance(error, tensorflow.errors.OpError)
 
 
 def _fail(error, code, argv):
     if "--debug" in argv:
         raise error
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no warnings after the one line at exit
-    print("error: " + " ".join(str(error).split()), file=sys.stderr)
+    message = error.message if _is_tensorflow_error(error) else str(error)
+    print("error: " + " ".join(message.split()), file=sys.stderr)
     return code

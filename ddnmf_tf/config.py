@@ -53,7 +53,7 @@ class DDNMFConfig:
     # Set once an epoch from learning_rate over `epochs` (training.learning_rate_at).
     lr_schedule: str = "constant"
     batch_size: int = 128
-    epochs: int = 100  # docs/results.md, "Training length": MNIST-10k gains from 30 to 100 on every clusterer
+    epochs: int = 100  # docs/results.md, "What each open choice does": MNIST-10k gains from 30 to 100
     seed: int = 0
     jit_compile: bool = True
 

@@ -39,6 +39,14 @@ Binarized MNIST (``binarized_mnist``):
 
 Splits are ``"train"``, ``"test"`` and ``"all"`` (train followed by test).
 
+Data identity: :func:`fingerprint` digests decoded examples independently of
+their order (a sum of per-example hashes), so a run can check that it resumes
+on the data it started with. The fingerprints of the real MNIST test split and
+of Fashion-MNIST's splits are known (:data:`KNOWN_FINGERPRINTS`): IDX files
+that hold one of them but are read under another dataset's name (MNIST's files
+as ``fashion_mnist``) are refused with a message saying what they hold. Subsets
+and other files have unknown fingerprints and are read as named.
+
 Every data problem a user can meet (unknown name or split, missing or
 malformed files, no source available) raises :class:`DataError`, a
 ``ValueError`` whose one-line message names the file or the remedy. The
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import logging
 import math
 import os
@@ -69,6 +78,8 @@ __all__ = [
     "DatasetInfo",
     "batch_pipeline",
     "dataset_info",
+    "fingerprint",
+    "identify",
     "load_arrays",
     "load_dataset",
     "SPLITS",
@@ -109,6 +120,29 @@ _IMAGES_STEM = "images-idx3-ubyte"
 _LABELS_STEM = "labels-idx1-ubyte"
 _IMAGES_MAGIC = 0x00000803  # IDX: unsigned bytes, 3 dimensions
 _LABELS_MAGIC = 0x00000801  # IDX: unsigned bytes, 1 dimension
+
+
+# fingerprint() of real splits, decoded as load_arrays decodes them (float32 pixels, int64 labels), keyed
+# by (dataset, split). MNIST's training split is not among them: the data layer reads it as named.
+_KNOWN_SPLITS = {
+    ("mnist", "test"): "10000-e18c63d2a389dec4",
+    ("fashion_mnist", "train"): "60000-392dd199f4563f94",
+    ("fashion_mnist", "test"): "10000-460d20affd0492cf",
+}
+
+
+def _add_fingerprints(*fingerprints: str) -> str:
+    """The fingerprint of the union of disjoint sets of examples, from theirs."""
+    counts, sums = zip(*(text.split("-") for text in fingerprints))
+    return f"{sum(map(int, counts))}-{sum(int(value, 16) for value in sums) % 2**64:016x}"
+
+
+KNOWN_FINGERPRINTS = {
+    **{fingerprint: key for key, fingerprint in _KNOWN_SPLITS.items()},
+    _add_fingerprints(_KNOWN_SPLITS["fashion_mnist", "train"], _KNOWN_SPLITS["fashion_mnist", "test"]):
+        ("fashion_mnist", "all"),
+}
+"""``{fingerprint: (dataset, split)}`` of the real splits the package recognises."""
 
 
 class DataError(ValueError):
@@ -231,6 +265,40 @@ def _finite_cardinality(dataset: tf.data.Dataset) -> int:
     return size
 
 
+def fingerprint(images: np.ndarray, labels: np.ndarray | None = None) -> str:
+    """An order-independent digest of a set of examples: ``"<count>-<16 hex digits>"``.
+
+    Each example (its float32 values and int64 label) is hashed with BLAKE2b
+    to 64 bits and the hashes are summed modulo 2**64, so shuffling the
+    examples leaves the fingerprint unchanged and the fingerprint of a union
+    of disjoint sets is the sum of theirs.
+    """
+    rows = np.ascontiguousarray(images, np.float32).reshape(len(images), -1)
+    labels = np.full(len(rows), UNLABELED, np.int64) if labels is None else np.asarray(labels, np.int64)
+    hashes = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(row.tobytes() + label.tobytes(), digest_size=8).digest(), "little")
+         for row, label in zip(rows, labels)),
+        np.uint64, len(rows),
+    )
+    return f"{len(rows)}-{int(hashes.sum(dtype=np.uint64)):016x}"
+
+
+def identify(digest: str) -> tuple[str, str] | None:
+    """``(dataset, split)`` of a known real split with this :func:`fingerprint`, else None."""
+    return KNOWN_FINGERPRINTS.get(digest)
+
+
+def _check_identity(name: str, images: np.ndarray, labels: np.ndarray, folder: Path) -> None:
+    """DataError when IDX files read as `name` hold another known dataset (binarized_mnist reads MNIST's)."""
+    known = identify(fingerprint(images, labels))
+    expected = "mnist" if name == "binarized_mnist" else name
+    if known is not None and known[0] != expected:
+        raise DataError(
+            f"{folder} holds {known[0]}'s {known[1]} split, not {expected}'s: point --data-dir (or "
+            f"{DATA_DIR_ENV}) at {expected}'s IDX files, or pass --dataset {known[0]}"
+        )
+
+
 def _check_choice(kind: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
         raise DataError(f"unknown {kind} {value!r}; valid: {', '.join(valid)}")
@@ -265,6 +333,7 @@ def _load_idx(
     name: str, split: str, folder: Path, binarize: str, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     images, labels = _read_idx_split(folder, split)
+    _check_identity(name, images, labels, folder)
     logger.info("%s/%s: %d examples from IDX folder %s", name, split, len(labels), folder)
     if name == "binarized_mnist":
         images = _binarize(images, binarize, seed)

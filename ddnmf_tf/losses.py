@@ -12,8 +12,7 @@ the global batch under a `tf.distribute` strategy
 (`tf.nn.compute_average_loss`); left None it is the local batch mean.
 
 The terms are written in `keras.ops`, so they also run on Keras's JAX
-backend (`bench/gpu_screen.py`); only the `tf.distribute` reduction needs
-TensorFlow.
+backend; only the `tf.distribute` reduction needs TensorFlow.
 """
 
 from keras import ops

@@ -1,7 +1,7 @@
 """A whole DDNMF run: data, training with checkpoints and TensorBoard, evaluation, results, export."""
 
+import contextlib
 import dataclasses
-import json
 import math
 import shutil
 import tempfile
@@ -15,11 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf import checkpoints, evaluation, summaries
-from ddnmf_tf.data import load_arrays
+from ddnmf_tf.data import fingerprint, load_arrays
 from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
+from ddnmf_tf.runlock import RunLock
 from ddnmf_tf.training import DDNMFTrainer, learning_rate_at, training_batches
 
 PREVIEW_IMAGES = 8
@@ -35,7 +36,7 @@ class RunSettings:
     data_dir: Optional[str] = None
     train_split: str = "train"
     eval_split: str = "test"
-    output_dir: Optional[str] = None
+    run_dir: Optional[str] = None  # default: runs/<dataset>-<time>
     resume: bool = False
     eval_every: int = 0  # epochs between evaluations; 0: at the end only
     summary_every: int = 50  # steps between loss summaries
@@ -46,6 +47,7 @@ class RunSettings:
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism(): bitwise repeatable on GPU too
     clusterers: Tuple[str, ...] = evaluation.CLUSTERERS  # how H is scored (ddnmf_tf.evaluation)
     umap_neighbors: int = evaluation.UMAP_NEIGHBORS  # the UMAP clusterers' neighbour count
+    break_lock: bool = False  # take over the run directory's lock from another process (ddnmf_tf.runlock)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -61,12 +63,26 @@ class RunSettings:
                              f"got {', '.join(self.clusterers) or 'none'}")
         evaluation.check_umap_neighbors(self.umap_neighbors)
 
+    def to_record(self):
+        """What settings.json records of these settings: all but the run directory and this invocation's switches."""
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items() if name not in TRANSIENT_SETTINGS}
+
+    @classmethod
+    def from_record(cls, record, **changes):
+        """RunSettings from a settings.json dict (keys it does not know are ignored), with `changes` applied."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in {**record, **changes}.items() if name in names})
+
+
+TRANSIENT_SETTINGS = ("run_dir", "resume", "break_lock")
+
 
 class TrainingDiverged(RuntimeError):
     """A loss term became NaN or infinite."""
 
 
-def default_output_dir(dataset):
+def default_run_dir(dataset):
     return str(Path("runs") / f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
@@ -99,15 +115,13 @@ def _check_finite(values, step, run_dir):
 
 
 def _prepare_run_dir(run_dir, resume, chief):
-    if run_dir.exists() and not run_dir.is_dir():
-        raise checkpoints.RunDirError(f"--output-dir {run_dir} is not a folder")
-    has_checkpoint = checkpoints.has_checkpoint(run_dir)
-    if resume and not has_checkpoint:
-        shared = "" if chief else " (every worker must read the chief's --output-dir)"
-        raise checkpoints.RunDirError(f"--resume: no checkpoint to resume in {run_dir / checkpoints.CHECKPOINT_DIR}{shared}")
-    if not resume and has_checkpoint:
+    holds_run = checkpoints.is_run_dir(run_dir)
+    if resume and not holds_run:
+        shared = "" if chief else " (every worker must read the chief's --run-dir)"
+        raise checkpoints.RunDirError(f"--resume: {run_dir} holds no run to resume (no {checkpoints.CONFIG_FILE}){shared}")
+    if not resume and holds_run:
         raise checkpoints.RunDirError(
-            f"{run_dir} already holds a run: pass --resume to continue it or choose another --output-dir"
+            f"{run_dir} already holds a run: pass --resume to continue it or choose another --run-dir"
         )
 
 
@@ -144,37 +158,56 @@ def run(config, settings, trainer=None, log=print):
         trainer = DDNMFTrainer(config, strategy=make_strategy(settings.strategy))
     if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
-    run_dir = Path(settings.output_dir or default_output_dir(settings.dataset))
+    run_dir = Path(settings.run_dir or default_run_dir(settings.dataset))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise checkpoints.RunDirError(f"--run-dir {run_dir} is not a folder")
     chief = is_chief()
-    own_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ddnmf-worker-"))
-    _prepare_run_dir(run_dir, settings.resume, chief)
+    _prepare_run_dir(run_dir, settings.resume, chief)  # reads only: a bad flag fails before the data is read
+    if settings.resume:
+        checkpoints.check_resumable(run_dir, config, settings.to_record())
     data = dict(source=settings.source, data_dir=settings.data_dir, seed=config.seed)
-    train_images, _ = load_arrays(settings.dataset, settings.train_split, **data)
+    train_images, train_labels = load_arrays(settings.dataset, settings.train_split, **data)
     eval_images, eval_labels = load_arrays(settings.dataset, settings.eval_split, **data)
     if train_images.shape[1] != config.input_dim:
         raise ValueError(f"{settings.dataset} images have {train_images.shape[1]} pixels, input_dim is {config.input_dim}")
     labeled = eval_labels[eval_labels >= 0]
     if len(labeled):  # fail now, not after training
         evaluation.check_clusterable(len(eval_images), len(np.unique(labeled)), settings.clusterers)
+    record = {
+        **settings.to_record(),
+        "fingerprints": {"train": fingerprint(train_images, train_labels),
+                         "eval": fingerprint(eval_images, eval_labels)},
+        "clusters": len(np.unique(labeled)) or 10,
+    }
+    if settings.resume:
+        checkpoints.check_same_data(run_dir, record["fingerprints"])
+        record["clusters"] = checkpoints.load_settings(run_dir).get("clusters", record["clusters"])
+    with RunLock(run_dir, settings.break_lock, log) if chief else contextlib.nullcontext():
+        _prepare_run_dir(run_dir, settings.resume, chief)  # again: another process may have started it meanwhile
+        own_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ddnmf-worker-"))
+        return _train(config, settings, trainer, record, run_dir, own_dir, chief, log,
+                      train_images, eval_images, eval_labels)
 
-    checkpoint = checkpoints.training_checkpoint(trainer.model, trainer.optimizer)
+
+def _train(config, settings, trainer, record, run_dir, own_dir, chief, log, train_images, eval_images, eval_labels):
+    """Train, score and export a run whose data is loaded and whose directory this process holds."""
     clock = checkpoints.training_clock()
     if settings.resume:
-        latest = checkpoints.latest_checkpoint(run_dir)
-        checkpoints.restore(checkpoint, latest).assert_existing_objects_matched()
-        checkpoints.check_resumable(run_dir, config)  # after the restore, which names differing shapes
-        checkpoints.restore_clock(clock, latest)
-        log(f"resumed {run_dir} at step {int(trainer.step)}")
-    checkpoints.save_config(own_dir, config)
+        if checkpoints.has_checkpoint(run_dir):
+            checkpoints.restore_training(trainer.model, trainer.optimizer, clock, run_dir, log)
+            log(f"resumed {run_dir} at step {int(trainer.step)}")
+        else:
+            log(f"{run_dir} has no checkpoint yet (it stopped before its first one): training from step 0")
+    checkpoints.save_settings(own_dir, record)
+    checkpoints.save_config(own_dir, config)  # last: a run directory holds a run once its config is there
     loop = _TrainingLoop(trainer, config, settings, own_dir, clock, log)
     scores = loop.train(train_images, eval_images, eval_labels)
     train_seconds, trained_images = float(clock.seconds), int(clock.images)
 
     log(f"fitting K-means on the H of {len(train_images)} training images (the centres served with the model)")
     train_features = encode(trainer.model, train_images)
-    n_clusters = len(np.unique(eval_labels[eval_labels >= 0])) or 10
     checkpoints.save_cluster_centers(
-        own_dir, evaluation.fit_kmeans(train_features, n_clusters, config.seed).cluster_centers_
+        own_dir, evaluation.fit_kmeans(train_features, record["clusters"], config.seed).cluster_centers_
     )
     results = {
         "dataset": settings.dataset,
@@ -197,7 +230,7 @@ def run(config, settings, trainer=None, log=print):
         return results
     if settings.export_dir:
         results["export"] = str(export_run(run_dir, settings.export_dir))
-    (run_dir / checkpoints.RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    checkpoints.write_json(run_dir / checkpoints.RESULTS_FILE, results)
     log(_summary_line(run_dir, results))
     return results
 
@@ -221,7 +254,15 @@ class _TrainingLoop:
                 f"checkpoint in {Path(self.run_dir) / checkpoints.CHECKPOINT_DIR} is kept"
             )
         self._advance_clock(step)
-        self.manager.save(checkpoint_number=step)
+        try:
+            self.manager.save(checkpoint_number=step)
+        except tf.errors.OpError as error:
+            kept = self.manager.latest_checkpoint
+            raise OSError(
+                f"could not write the checkpoint of step {step} in {Path(self.run_dir) / checkpoints.CHECKPOINT_DIR}: "
+                f"{error.message}; " + (f"the last good checkpoint {Path(kept).name} is kept" if kept else
+                                        "no checkpoint was written yet")
+            ) from None
         self._mark = (time.perf_counter(), step)  # writing the checkpoint is not training time
 
     def _advance_clock(self, step):

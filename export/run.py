@@ -45,5 +45,10 @@ def main(argv=None):
         print(args.keras)
 
 
+def cli():
+    """The `ddnmf-export` console script: main() on sys.argv, returning the exit status."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())

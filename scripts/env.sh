@@ -4,13 +4,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-# Reinstall only when the requirements changed since the last install.
+# Reinstall only when the requirements or setup.py (console scripts, extras) changed since the last install.
 stamp=.venv/.ddnmf-installed
-if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
+if [ ! -f "$stamp" ] || ! cat requirements.txt setup.py | cmp -s - "$stamp"; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   .venv/bin/python -m pip install -q --no-deps -e .
-  cp requirements.txt "$stamp"
+  cat requirements.txt setup.py > "$stamp"
 fi
 # shellcheck disable=SC1091
 source .venv/bin/activate

@@ -4,4 +4,4 @@
 # Extra arguments go to train.run, e.g. `bash scripts/main_job.sh --epochs 20`.
 source "$(dirname "$0")/env.sh"
 python -m train.run --dataset fashion_mnist --epochs 5 --eval-every 1 --quiet \
-  --output-dir "runs/fashion_mnist-$(date +%Y%m%d-%H%M%S)" --export-dir models/ddnmf "$@"
+  --run-dir "runs/fashion_mnist-$(date +%Y%m%d-%H%M%S)" --export-dir models/ddnmf "$@"

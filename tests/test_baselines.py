@@ -23,7 +23,7 @@ TINY = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=1, jit_co
 
 
 def tiny_settings(data_dir, output_dir):
-    return RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(output_dir), quiet=True)
+    return RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(output_dir), quiet=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
+import json
+
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from ddnmf_tf import DDNMFConfig, checkpoints
 from ddnmf_tf.training import DDNMFTrainer
@@ -33,24 +34,61 @@ def test_resuming_restores_the_optimizer_step(small_config, tmp_path):
     assert int(resumed.step) == 4
 
 
-def test_the_training_clock_is_restored_and_one_never_saved_reads_zero(small_config, tmp_path):
+def test_the_training_clock_is_restored_with_the_rest_and_one_never_saved_reads_zero(small_config, tmp_path):
     trainer = _trained_run(small_config, tmp_path / "without")  # a checkpoint with no clock in it
     clock = checkpoints.training_clock()
     clock.seconds.assign(12.5)
     clock.images.assign(400)
     checkpoints.checkpoint_manager(
         tmp_path / "with", checkpoints.training_checkpoint(trainer.model, trainer.optimizer, clock)).save()
-    restored = checkpoints.training_clock()
-    checkpoints.restore_clock(restored, checkpoints.latest_checkpoint(tmp_path / "with"))
-    assert (float(restored.seconds), int(restored.images)) == (12.5, 400)
-    fresh = checkpoints.training_clock()
-    checkpoints.restore_clock(fresh, checkpoints.latest_checkpoint(tmp_path / "without"))
-    assert (float(fresh.seconds), int(fresh.images)) == (0.0, 0)
-    # The networks and optimizer still restore, and match, from a checkpoint that also holds a clock.
-    resumed = DDNMFTrainer(small_config)
-    checkpoint = checkpoints.training_checkpoint(resumed.model, resumed.optimizer)
-    checkpoints.restore(checkpoint, checkpoints.latest_checkpoint(tmp_path / "with")).assert_existing_objects_matched()
-    assert int(resumed.step) == 3
+    lines = []
+    resumed, restored = DDNMFTrainer(small_config), checkpoints.training_clock()
+    checkpoints.restore_training(resumed.model, resumed.optimizer, restored, tmp_path / "with", lines.append)
+    assert (float(restored.seconds), int(restored.images), int(resumed.step), lines) == (12.5, 400, 3, [])
+    older, fresh = DDNMFTrainer(small_config), checkpoints.training_clock()
+    checkpoints.restore_training(older.model, older.optimizer, fresh, tmp_path / "without", lines.append)
+    assert (float(fresh.seconds), int(fresh.images), int(older.step)) == (0.0, 0, 3)
+    assert lines == ["checkpoint ckpt-1 holds no training clock (written by an older version): "
+                     "results.json's wall seconds count from this resume"]
+
+
+def _cut(path, size=1000):
+    path.write_bytes(path.read_bytes()[:size])
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_newest_intact_one(small_config, tmp_path):
+    trainer = DDNMFTrainer(small_config)
+    manager = checkpoints.checkpoint_manager(tmp_path, checkpoints.training_checkpoint(trainer.model, trainer.optimizer))
+    for step in (1, 2, 3):
+        trainer.train_step(X, X)
+        manager.save(checkpoint_number=step)
+    checkpoints.save_config(tmp_path, small_config)
+    _cut(tmp_path / "checkpoints" / "ckpt-3.data-00000-of-00001")
+    lines = []
+    assert checkpoints.newest_intact_checkpoint(tmp_path, lines.append).endswith("ckpt-2")
+    assert lines == ["damaged checkpoint ckpt-3 (Read less bytes than requested): restoring ckpt-2, the newest "
+                     "intact one"]
+    resumed, clock = DDNMFTrainer(small_config), checkpoints.training_clock()
+    checkpoints.restore_training(resumed.model, resumed.optimizer, clock, tmp_path, lambda line: None)
+    assert int(resumed.step) == 2
+    for step in (1, 2):
+        _cut(tmp_path / "checkpoints" / f"ckpt-{step}.data-00000-of-00001")
+    with pytest.raises(checkpoints.RunDirError, match=r"every checkpoint in .* is damaged: ckpt-3 .*; ckpt-2 .*; ckpt-1"):
+        checkpoints.load_model(tmp_path)
+
+
+def test_files_appear_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    checkpoints.write_json(path, {"old": 1})
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoints.write_json(path, {"new": 2})
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert sorted(tmp_path.iterdir()) == [path]  # no temporary file left beside it
 
 
 def test_another_architecture_names_the_shapes_that_differ(small_config, tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for train.collect: the search tables of docs/results.md."""
+"""Tests for train.collect: tables of finished runs, one row a run or a setting over its seeds."""
 
 import json
 from pathlib import Path

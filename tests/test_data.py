@@ -7,7 +7,6 @@ import logging
 import re
 import socket
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ from tests.idx_files import (
     write_split,
 )
 
-SHARED_MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 MNIST_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 TRAIN_COUNT, TEST_COUNT = 5, 3
 
@@ -41,13 +39,6 @@ def idx_dir(tmp_path):
     write_split(tmp_path, "train", *random_split(TRAIN_COUNT, seed=1))
     write_split(tmp_path, "t10k", *random_split(TEST_COUNT, seed=2))
     return tmp_path
-
-
-@pytest.fixture
-def mnist_dir():
-    if not (SHARED_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"no MNIST test split in {SHARED_MNIST_DIR}")
-    return SHARED_MNIST_DIR
 
 
 @pytest.fixture

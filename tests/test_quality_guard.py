@@ -1,24 +1,21 @@
 """A CI-sized guard on what the model learns: a regression in the model, loss or training fails here.
 
 Trains the default model for 15 epochs on the first 2,000 images of MNIST's
-test split (../shared/data/mnist) and scores H with every clusterer.
-Recorded with TensorFlow 2.21 on the 2-core CPU machine: K-means ACC
-0.4555, GMM 0.4390 (the same on an AMD EPYC on 2026-11-22 and an Intel
-Xeon on 2026-11-23: H is the same), UMAP+K-means 0.4315 and UMAP+GMM
-0.4380 on the EPYC, 0.3925 and 0.3970 on the Xeon with the same H (numba
-compiles umap-learn for the host's instruction set). On the Xeon the same
+test split (the `mnist_dir` fixture) and scores H with every clusterer.
+Recorded with TensorFlow 2.21 on 2-core x86-64 CPUs: K-means ACC
+0.4555, GMM 0.4390 (the same on an AMD EPYC and an Intel Xeon: H is the
+same), UMAP+K-means 0.4315 and UMAP+GMM 0.4380 on the EPYC, 0.3925 and
+0.3970 on the Xeon with the same H (numba compiles umap-learn for the
+host's instruction set). On the Xeon the same
 network scored with the clusterers' seeds 0-4 gave K-means 0.437-0.460,
 GMM 0.403-0.439, UMAP+K-means 0.393-0.454, UMAP+GMM 0.392-0.437, and the
 paper's loss with the authors' weights (`gamma=1, reconstruction_weight=0`,
 which collapses H; docs/model.md) 0.19-0.23 with every clusterer; the
-floors sit between the two. The test took 48 s with the machine's load
-average at 1.7-3 (another job running), about 15 s of it compiling
-umap-learn's numba code.
+floors sit between the two. The test takes about 30-50 s on 2 cores,
+about 15 s of it compiling umap-learn's numba code.
 """
 
-from pathlib import Path
 
-import pytest
 import tensorflow as tf
 
 from ddnmf_tf import DDNMFConfig
@@ -26,14 +23,12 @@ from ddnmf_tf.data import load_arrays
 from ddnmf_tf.runner import score
 from ddnmf_tf.training import DDNMFTrainer, training_batches
 
-MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 IMAGES, EPOCHS = 2000, 15
 ACC_FLOOR = {"kmeans": 0.40, "gmm": 0.38, "umap_kmeans": 0.33, "umap_gmm": 0.33}
 
 
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="../shared/data/mnist is not beside the checkout")
-def test_default_model_clusters_mnist_above_the_recorded_floor():
-    images, labels = load_arrays("mnist", "test", data_dir=MNIST_DIR)
+def test_default_model_clusters_mnist_above_the_recorded_floor(mnist_dir):
+    images, labels = load_arrays("mnist", "test", data_dir=mnist_dir)
     images, labels = images[:IMAGES], labels[:IMAGES]
     config = DDNMFConfig(epochs=EPOCHS)
     trainer = DDNMFTrainer(config)

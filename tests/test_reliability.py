@@ -64,7 +64,7 @@ def same_seed_runs(data_dir, tmp_path_factory):
     for name in ("first", "second"):
         run_dir = tmp_path_factory.mktemp(name)
         settings = runner.RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir),
-                                      output_dir=str(run_dir), quiet=True)
+                                      run_dir=str(run_dir), quiet=True)
         runs.append((runner.run(TINY_CONFIG, settings, log=lambda *args: None), run_dir))
     return runs
 
@@ -171,7 +171,7 @@ def test_the_deterministic_flag_turns_on_op_determinism(tmp_path, capsys, monkey
     monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: calls.append(True))
     argv = ARCHITECTURE + ["--deterministic", "--resume", "--output-dir", str(tmp_path)]
     code, lines = _cli(train_run.main, argv, capsys)
-    assert code == 2 and lines[0].startswith("error: --resume: no checkpoint") and calls == [True]
+    assert code == 2 and lines[0].startswith("error: --resume: ") and calls == [True]
 
 
 # --- run directories -----------------------------------------------------------------
@@ -180,24 +180,22 @@ def test_the_deterministic_flag_turns_on_op_determinism(tmp_path, capsys, monkey
 def test_resume_without_a_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys):
     run_dir = tmp_path / "run"
     code, lines = _cli(train_run.main, ["--resume", "--output-dir", str(run_dir)], capsys)
-    assert (code, lines) == (2, [f"error: --resume: no checkpoint to resume in {run_dir / 'checkpoints'}"])
+    assert (code, lines) == (2, [f"error: --resume: {run_dir} holds no run to resume (no config.json)"])
     assert not run_dir.exists()
 
 
 def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     a_file = write_file(tmp_path / "run", b"")
     code, lines = _cli(train_run.main, TINY + ARCHITECTURE + ["--output-dir", str(a_file)], capsys)
-    assert (code, lines) == (2, [f"error: --output-dir {a_file} is not a folder"])
+    assert (code, lines) == (2, [f"error: --run-dir {a_file} is not a folder"])
     assert a_file.read_bytes() == b""
 
 
 @pytest.mark.parametrize("architecture, differing", [
-    (["--layers", "32,8", "--rank", "4"], r"shape \(32, 16\) when attempting to restore variable with shape "
-                                         r"\(32, 8\) and name \S*student/encoder_2/kernel:0\."),
-    (["--layers", "32,16", "--rank", "5"], r"shape \(16, 4\) when attempting to restore variable with shape "
-                                          r"\(16, 5\) and name \S*student/nmf/encoding_kernel:0\."),
+    (["--layers", "32,8", "--rank", "4"], "--layers is '32,16' in the run, '32,8' given"),
+    (["--layers", "32,16", "--rank", "5"], "--rank is 4 in the run, 5 given"),
 ])
-def test_resume_with_another_architecture_names_the_shapes(same_seed_runs, data_dir, tmp_path, capsys,
+def test_resume_with_another_architecture_names_the_flags(same_seed_runs, data_dir, tmp_path, capsys,
                                                            architecture, differing):
     run_dir = tmp_path / "run"
     shutil.copytree(same_seed_runs[0][1], run_dir)
@@ -206,10 +204,8 @@ def test_resume_with_another_architecture_names_the_shapes(same_seed_runs, data_
     argv = TINY + architecture + ["--data-dir", str(data_dir), "--epochs", "3", "--output-dir", str(run_dir),
                                   "--resume"]
     code, lines = _cli(train_run.main, argv, capsys)
-    assert code == 2 and len(lines) == 1
-    checkpoint = run_dir / "checkpoints" / "ckpt-8"
-    assert re.fullmatch(rf"error: checkpoint {re.escape(str(checkpoint))} does not match this model's "
-                        rf"architecture: Received incompatible tensor with {differing}", lines[0]), lines[0]
+    assert (code, lines) == (2, [f"error: --resume {run_dir}: {differing} (start a new --run-dir to train with "
+                                  "other settings)"])
     assert {path.name: path.read_bytes() for path in (run_dir / "checkpoints").iterdir()} == saved
     assert (run_dir / "config.json").read_text() == saved_config
 

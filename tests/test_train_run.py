@@ -70,7 +70,7 @@ def test_resume_continues_the_step_counter_and_the_training_clock(finished_run, 
     results = json.loads((finished_run / "results.json").read_text())
     assert results["steps"] == 12  # 8 before, 4 more for the third epoch
     assert list((finished_run / "checkpoints").glob("ckpt-12.index"))
-    # Totals over both sessions: the first two epochs' seconds, and 3 epochs of 200 images.
+    # Totals over both runs of the command: the first two epochs' seconds, and 3 epochs of 200 images.
     assert results["wall_seconds"] > before["wall_seconds"]
     assert results["images_per_second"] * results["wall_seconds"] == pytest.approx(600, rel=0.02)
 
@@ -125,7 +125,7 @@ def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):
         (["--lr-schedule", "linear"], "--lr-schedule: invalid choice: 'linear'"),
         (["--loss-reduction", "max"], "--loss-reduction: invalid choice: 'max'"),
         (["--batch-size", "many"], "invalid int value: 'many'"),
-        (["--clusterers", "kmeans,tsne"], "--clusterers takes names from kmeans, gmm, umap_kmeans, umap_gmm"),
+        (["--clusterers", "kmeans,tsne"], "--clusterers takes 'all' or names from kmeans, gmm, umap_kmeans, umap_gmm"),
     ],
 )
 def test_bad_flags_exit_non_zero_with_one_line(flags, message, tmp_path, capsys):
@@ -216,14 +216,16 @@ def test_a_mid_epoch_checkpoint_holds_that_epochs_images_and_seconds(data_dir, t
     from ddnmf_tf.runner import RunSettings, run
 
     config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=2, jit_compile=False)
-    settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(tmp_path),
+    settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(tmp_path),
                            quiet=True, checkpoint_every=3, clusterers=("kmeans",))
     with pytest.raises(_Interrupted):
         run(config, settings, trainer=_InterruptedTrainer(config, bad_step=4))
     latest = checkpoints.latest_checkpoint(tmp_path)
     assert latest.endswith("ckpt-3")  # three of the first epoch's four steps
-    clock = checkpoints.training_clock()
-    checkpoints.restore_clock(clock, latest)
+    from ddnmf_tf.training import DDNMFTrainer
+
+    clock, resumed = checkpoints.training_clock(), DDNMFTrainer(config)
+    checkpoints.restore_training(resumed.model, resumed.optimizer, clock, tmp_path)
     assert int(clock.images) == 150 and float(clock.seconds) > 0
     results = run(config, dataclasses.replace(settings, resume=True))
     assert results["steps"] == 8
@@ -236,7 +238,7 @@ def _run_until_diverged(trainer_class, bad_step, data_dir, run_dir, message):
     from ddnmf_tf.runner import RunSettings, TrainingDiverged, run
 
     config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=3, jit_compile=False)
-    settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(run_dir), quiet=True)
+    settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(run_dir), quiet=True)
     with pytest.raises(TrainingDiverged, match=message):
         run(config, settings, trainer=trainer_class(config, bad_step=bad_step))
     return [path.name for path in (run_dir / "checkpoints").glob("*.index")]
@@ -256,7 +258,7 @@ def test_resume_trains_at_the_learning_rate_asked_for(finished_run, data_dir):
     config = train_run.config_from_args(train_run.build_parser().parse_args(
         SMALL + ["--epochs", "4", "--lr", "0.0005"]))
     trainer = DDNMFTrainer(config)
-    run(config, RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(finished_run),
+    run(config, RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(finished_run),
                             resume=True, quiet=True), trainer=trainer)
     assert float(trainer.optimizer.learning_rate) == pytest.approx(0.0005)
     assert json.loads((finished_run / "config.json").read_text())["learning_rate"] == 0.0005
@@ -269,7 +271,7 @@ def test_cosine_schedule_sets_each_epochs_rate_and_logs_it(data_dir, tmp_path):
     config = train_run.config_from_args(train_run.build_parser().parse_args(
         SMALL + ["--epochs", "4", "--lr", "0.002", "--lr-schedule", "cosine"]))
     trainer = DDNMFTrainer(config)
-    run(config, RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), output_dir=str(tmp_path),
+    run(config, RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(tmp_path),
                             clusterers=("kmeans",), quiet=True), trainer=trainer)
     # cos decay from 0.002 to 0 over 4 epochs, read at the start of epochs 0-3
     expected = [0.002, 0.001707107, 0.001, 0.000292893]
@@ -293,8 +295,8 @@ def test_resume_takes_the_saved_settings_and_refuses_other_ones(data_dir, tmp_pa
                                                       "--batch-size", "40", "--output-dir", str(run_dir), "--resume"])
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: --resume must keep the run's settings (only epochs, learning_rate, jit_compile may change): "
-        "batch_size 50 -> 40, seed 7 -> 8; start a new --output-dir to train with other settings")
+        f"error: --resume {run_dir}: --batch-size is 50 in the run, 40 given; --seed is 7 in the run, 8 given "
+        "(start a new --run-dir to train with other settings)")
     assert json.loads((run_dir / "config.json").read_text()) == saved
 
 

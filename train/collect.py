@@ -9,7 +9,7 @@ clusterer the run was scored with. A RUN may also be the JSON report of
 with the report's scores (a run rescored, e.g. with other clusterer
 settings). --mean puts runs that differ only in
 their seed on one row: the mean and the standard deviation over the seeds.
-This is how the search tables of docs/results.md were made.
+docs/scores.csv holds the scores of such tables.
 """
 
 import argparse

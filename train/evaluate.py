@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 from ddnmf_tf.baselines import load_run_model
-from ddnmf_tf.checkpoints import RESULTS_FILE, load_config
-from ddnmf_tf.cli import CLIParser, parse_clusterers, run_cli
+from ddnmf_tf.checkpoints import load_config, load_settings
+from ddnmf_tf.cli import CLIParser, add_clusterers_flag, run_cli
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_arrays
-from ddnmf_tf.evaluation import CLUSTERERS, UMAP_NEIGHBORS, check_umap_neighbors, evaluate_representation
+from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors, evaluate_representation
 from ddnmf_tf.figures import save_parts
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.runner import encode
@@ -30,13 +30,13 @@ def build_parser():
     parser = CLIParser(prog="python -m train.evaluate", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="run directory written by train.run or a baseline")
-    parser.add_argument("--dataset", choices=DATASETS, help="dataset to score on (default: the run's, from results.json)")
-    parser.add_argument("--split", choices=SPLITS, help="split to score on (default: the run's eval split)")
-    parser.add_argument("--source", choices=SOURCES, default="auto", help="where the data comes from")
-    parser.add_argument("--data-dir", help="folder of IDX .gz files (default: the run's, from results.json; "
+    parser.add_argument("--dataset", choices=DATASETS, help="dataset to score on (default: the run's, from settings.json)")
+    parser.add_argument("--eval-split", "--split", dest="eval_split", choices=SPLITS,
+                        help="split to score on (default: the run's eval split)")
+    parser.add_argument("--source", choices=SOURCES, help="where the data comes from (default: the run's)")
+    parser.add_argument("--data-dir", help="folder of IDX .gz files (default: the run's, from settings.json; "
                                            "else $DDNMF_DATA_DIR, else Debian's folder)")
-    parser.add_argument("--clusterers", "--clusterer", type=parse_clusterers, default=",".join(CLUSTERERS),
-                        help=f"comma-separated clusterers (default: {','.join(CLUSTERERS)})")
+    add_clusterers_flag(parser)
     parser.add_argument("--clusters", type=int, help="number of clusters (default: the number of classes)")
     parser.add_argument("--seed", type=int, help="seed of the clusterers (default: the run's seed)")
     parser.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
@@ -46,25 +46,21 @@ def build_parser():
     return parser
 
 
-def run_defaults(run_dir):
-    """What RUN/results.json holds (its dataset, its eval split), or {} before the run has finished."""
-    path = Path(run_dir) / RESULTS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_umap_neighbors(args.umap_neighbors)
     config = load_config(args.run_dir)
     model = load_run_model(args.run_dir)
-    finished = run_defaults(args.run_dir)
-    dataset = args.dataset or finished.get("dataset")
+    recorded = load_settings(args.run_dir)
+    dataset = args.dataset or recorded.get("dataset")
     if dataset is None:
-        raise ValueError(f"{args.run_dir} has no results.json naming its dataset: pass --dataset")
-    split = args.split or finished.get("eval_split", "test")
+        raise ValueError(f"{args.run_dir} records no dataset (no settings.json nor results.json): pass --dataset")
+    split = args.eval_split or recorded.get("eval_split", "test")
     seed = config.seed if args.seed is None else args.seed
-    data_dir = args.data_dir or finished.get("data_dir")
-    images, labels = load_arrays(dataset, split, source=args.source, data_dir=data_dir, seed=config.seed)
+    same_data = args.dataset in (None, recorded.get("dataset"))
+    data_dir = args.data_dir or (recorded.get("data_dir") if same_data else None)
+    source = args.source or (recorded.get("source", "auto") if same_data else "auto")
+    images, labels = load_arrays(dataset, split, source=source, data_dir=data_dir, seed=config.seed)
     features = encode(model, images)
     metrics = evaluate_representation(features, labels, args.clusterers, n_clusters=args.clusters, seed=seed,
                                       umap_neighbors=args.umap_neighbors)
@@ -87,5 +83,10 @@ def draw_parts(model, path):
     print(f"parts figure: {path}")
 
 
+def cli():
+    """The `ddnmf-evaluate` console script: main() on sys.argv, returning the exit status."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())

@@ -34,10 +34,10 @@ import tensorflow as tf
 
 from ddnmf_tf import figures
 from ddnmf_tf.baselines import load_run_model, nmf_representation, train_autoencoder
-from ddnmf_tf.checkpoints import RESULTS_FILE, RunDirError, has_checkpoint, load_config
-from ddnmf_tf.cli import CLIParser, comma_separated, parse_clusterers, run_cli
+from ddnmf_tf.checkpoints import RESULTS_FILE, RunDirError, is_run_dir, load_config
+from ddnmf_tf.cli import CLIParser, add_clusterers_flag, comma_separated, run_cli
 from ddnmf_tf.config import DDNMFConfig, derive_seed
-from ddnmf_tf.data import DATA_DIR_ENV, load_arrays
+from ddnmf_tf.data import load_arrays
 from ddnmf_tf.evaluation import CLUSTERERS, evaluate_representation
 from ddnmf_tf.runner import RunSettings, encode, run
 from ddnmf_tf.training import DDNMFTrainer
@@ -78,7 +78,6 @@ CLUSTERER_NAMES = {"kmeans": "K-means", "gmm": "GMM", "umap_kmeans": "UMAP+K-mea
 TABLE_COLUMNS = ("method", "acc", "nmi", "ari", "paper_acc", "paper_nmi", "paper_ari", "seconds")
 SCORE_COLUMNS = {"acc", "nmi", "ari", "paper_acc", "paper_nmi", "paper_ari"}
 SWEEP_COLUMNS = ("dataset", "model", "level", "clusterer", "acc", "nmi", "ari", "paper_acc", "seconds")
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +142,7 @@ def train_ddnmf(config, settings, log=print):
 
 def run_settings(data, output_dir, name):
     """The settings of one network's run; the run scores itself with K-means only, the table scores it fully."""
-    return dataclasses.replace(data.settings, output_dir=str(output_dir / "runs" / name), clusterers=("kmeans",))
+    return dataclasses.replace(data.settings, run_dir=str(output_dir / "runs" / name), clusterers=("kmeans",))
 
 
 def score(features, data, seed):
@@ -157,8 +156,8 @@ def trained_model(train, config, settings, log=print):
     Re-invoking a command finishes it: a run directory holding a finished run
     (results.json) is reused, one holding only checkpoints is resumed.
     """
-    run_dir = Path(settings.output_dir)
-    resume = has_checkpoint(run_dir)
+    run_dir = Path(settings.run_dir)
+    resume = is_run_dir(run_dir)
     # AE2's saved config differs from the table's in its noise level only (it trains on clean images).
     if resume and dataclasses.replace(load_config(run_dir), noise_level=config.noise_level) != config:
         raise RunDirError(f"{run_dir} holds a run of another config (see its config.json): choose another --output-dir")
@@ -285,10 +284,6 @@ def write_report(output_dir, table, header, body_lines, columns, rows):
 parse_levels = comma_separated(float, "--levels", "numbers")
 
 
-def default_mnist_dir():
-    return os.environ.get(DATA_DIR_ENV) or str(REPO.parent / "shared" / "data" / "mnist")
-
-
 def build_parser():
     parser = CLIParser(prog="python -m train.reproduce", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -300,8 +295,11 @@ def build_parser():
     parser.add_argument("--output-dir", help="where tables, figures and runs go (default: runs/reproduce/table<N>)")
     parser.add_argument("--seed", type=int, default=DDNMFConfig.seed,
                         help="seed of the networks, noise, NMF, clusterers, subsets and t-SNE")
-    parser.add_argument("--mnist-dir", default=default_mnist_dir(),
-                        help="folder of MNIST's t10k IDX files (default: $DDNMF_DATA_DIR, else ../shared/data/mnist)")
+    parser.add_argument("--data-dir",
+                        help="folder of the IDX files of the table's dataset (tables 1 and 2; table 3 reads two "
+                             "datasets: --mnist-dir and --fashion-dir)")
+    parser.add_argument("--mnist-dir", help="folder of MNIST's t10k IDX files (default: the data layer's: "
+                                            "$DDNMF_DATA_DIR, else prepared tfds data)")
     parser.add_argument("--fashion-dir",
                         help="folder of Fashion-MNIST's IDX files (default: the data layer's: $DDNMF_DATA_DIR, "
                              "else Debian's /usr/share/datasets/fashion-mnist)")
@@ -309,9 +307,21 @@ def build_parser():
     parser.add_argument("--eval-images", type=int, help="score on a seeded random subset of this many images")
     parser.add_argument("--levels", type=parse_levels, default=NOISE_LEVELS,
                         help="table 3: masking noise levels, e.g. 0.1,0.5")
-    parser.add_argument("--clusterers", type=parse_clusterers, default=",".join(CLUSTERERS),
-                        help=f"how every representation is scored (default: {','.join(CLUSTERERS)})")
+    add_clusterers_flag(parser, "how every representation is scored")
     return parser
+
+
+def table_data_dirs(args):
+    """The IDX folder of each dataset of the table: --data-dir names the one dataset of tables 1 and 2."""
+    data_dirs = {"mnist": args.mnist_dir, "fashion_mnist": args.fashion_dir}
+    if args.data_dir is not None:
+        if args.table == 3:
+            raise ValueError("--data-dir: table 3 reads MNIST and Fashion-MNIST; give --mnist-dir and --fashion-dir")
+        (name,) = TABLE_DATASETS[args.table]
+        if data_dirs[name] is not None and data_dirs[name] != args.data_dir:
+            raise ValueError(f"--data-dir {args.data_dir} and --{name.split('_')[0]}-dir {data_dirs[name]} disagree")
+        data_dirs[name] = args.data_dir
+    return data_dirs
 
 
 def main(argv=None):
@@ -325,7 +335,7 @@ def main(argv=None):
     eval_limit = args.eval_images or (QUICK_IMAGES if args.quick else None)
     output_dir = Path(args.output_dir or f"runs/reproduce/table{args.table}")
     output_dir.mkdir(parents=True, exist_ok=True)
-    data_dirs = {"mnist": args.mnist_dir, "fashion_mnist": args.fashion_dir}
+    data_dirs = table_data_dirs(args)
     datasets = [load_data(name, data_dirs[name], train_limit, eval_limit, args.seed, output_dir, args.clusterers)
                 for name in TABLE_DATASETS[args.table]]
 
@@ -352,5 +362,10 @@ def main(argv=None):
     print(f"table {args.table}: {output_dir / f'table{args.table}.md'}, {output_dir / f'table{args.table}.csv'}")
 
 
+def cli():
+    """main() on sys.argv, returning the exit status."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())

@@ -1,19 +1,25 @@
 """Train DDNMF: `python -m train.run --dataset fashion_mnist`.
 
-Writes checkpoints, TensorBoard events and results.json into the run directory
-(--output-dir); watch it with `tensorboard --logdir runs/`.
+Writes config.json and settings.json at the start, then checkpoints, TensorBoard
+events and results.json into the run directory (--run-dir); watch it with
+`tensorboard --logdir runs/`. `--resume --run-dir RUN` continues a run with the
+settings it recorded; a flag that contradicts one of them is refused, except
+those a resume may change: --epochs, --learning-rate, --no-jit, --eval-every,
+--summary-every, --checkpoint-every, --quiet, --clusterers, --umap-neighbors,
+--strategy, --deterministic, --export-dir, and where the same data is read
+from (--source, --data-dir: its fingerprint must match).
 """
 
 import argparse
+import dataclasses
 import sys
-from pathlib import Path
 
 from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, DDNMFConfig
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
-from ddnmf_tf.checkpoints import CONFIG_FILE, load_config
-from ddnmf_tf.cli import CLIParser, comma_separated, parse_clusterers, run_cli
-from ddnmf_tf.evaluation import CLUSTERERS, UMAP_NEIGHBORS
+from ddnmf_tf.checkpoints import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
+from ddnmf_tf.cli import CLIParser, add_clusterers_flag, comma_separated, run_cli
+from ddnmf_tf.evaluation import UMAP_NEIGHBORS
 
 DEFAULTS = DDNMFConfig()
 
@@ -21,9 +27,14 @@ DEFAULTS = DDNMFConfig()
 parse_layers = comma_separated(int, "--layers", "whole numbers")  # '500,500,2000' -> (500, 500, 2000)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each flag's help; the description as written."""
+
+
 def build_parser():
-    parser = CLIParser(prog="python -m train.run", description=__doc__,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # No abbreviated flags: a resume must see every flag that was given, under its full name.
+    parser = CLIParser(prog="python -m train.run", description=__doc__, allow_abbrev=False,
+                       formatter_class=_HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default="fashion_mnist", help="dataset to train on")
     data.add_argument("--source", choices=SOURCES, default="auto",
@@ -34,7 +45,7 @@ def build_parser():
     data.add_argument("--eval-split", choices=SPLITS, default="test", help="split to score on")
 
     model = parser.add_argument_group("model (DDNMFConfig)")
-    model.add_argument("--layers", type=parse_layers, default=DEFAULTS.layer_sizes,
+    model.add_argument("--layers", dest="layer_sizes", type=parse_layers, default=DEFAULTS.layer_sizes,
                        help="encoder sizes after the input; the decoder mirrors them")
     model.add_argument("--rank", type=int, default=DEFAULTS.rank, help="NMF rank r: the width of H")
     model.add_argument("--nmf-bias", action="store_true", help="bias on H = sigmoid(W'X + b) (the authors' script)")
@@ -58,7 +69,8 @@ def build_parser():
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs to train")
     optimisation.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step")
-    optimisation.add_argument("--lr", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate")
+    optimisation.add_argument("--learning-rate", "--lr", type=float, default=DEFAULTS.learning_rate,
+                              help="Adam learning rate")
     optimisation.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
                               help="the rate over --epochs, set once an epoch: constant, cosine decay towards 0, step (/10 after 1/2 "
                                    "and 3/4 of the epochs), warmup (linear over the first 1/10) or restarts (4 cosine cycles)")
@@ -66,15 +78,15 @@ def build_parser():
     optimisation.add_argument("--no-jit", action="store_true", help="do not compile the training step with XLA")
 
     run = parser.add_argument_group("run")
-    run.add_argument("--output-dir", help="run directory; when not given, runs/<dataset>-<time>")
+    run.add_argument("--run-dir", "--output-dir", dest="run_dir",
+                     help="run directory; when not given, runs/<dataset>-<time>")
     run.add_argument("--resume", action="store_true",
-                     help="continue the run in --output-dir from its latest checkpoint, with its saved settings "
-                          "(flags given change them: --epochs, --lr; others must match)")
+                     help="continue the run in --run-dir from its newest intact checkpoint with the settings it "
+                          "recorded (see above for the flags a resume may change)")
+    run.add_argument("--break-lock", action="store_true",
+                     help="take over the run directory from another process's lock (run.lock) when none trains it")
     run.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (0: at the end only)")
-    run.add_argument("--clusterers", type=parse_clusterers, default=",".join(CLUSTERERS),
-                     help="how H is scored: the paper's kmeans and gmm on H, and umap_kmeans and umap_gmm "
-                          "on its UMAP embedding (N2D's manifold step, 15-20 s more per evaluation of 10k "
-                          "images)")
+    add_clusterers_flag(run)
     run.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
                      help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
     run.add_argument("--summary-every", type=int, default=50, help="write loss summaries every N steps")
@@ -90,11 +102,7 @@ def build_parser():
     return parser
 
 
-# Flags whose DDNMFConfig field has another name; every other model/optimisation flag names its field.
-FIELD_OF_FLAG = {"layers": "layer_sizes", "lr": "learning_rate", "no_jit": "jit_compile"}
-
-
-def given_flags(parser, argv):
+def given_fields(parser, argv):
     """The destinations of the options that appear on the command line `argv`."""
     return {
         action.dest
@@ -104,44 +112,69 @@ def given_flags(parser, argv):
     }
 
 
-def resumed_config(saved, asked, given):
-    """The run's saved config, changed only in the fields whose flags were given."""
-    fields = {FIELD_OF_FLAG.get(dest, dest) for dest in given} & set(saved.to_dict())
-    return DDNMFConfig.from_dict({**saved.to_dict(), **{field: getattr(asked, field) for field in fields}})
-
-
 def config_from_args(args):
     return DDNMFConfig(
-        layer_sizes=args.layers, rank=args.rank, nmf_bias=args.nmf_bias,
+        layer_sizes=args.layer_sizes, rank=args.rank, nmf_bias=args.nmf_bias,
         alpha=args.alpha, beta=args.beta, gamma=args.gamma,
         reconstruction_weight=args.reconstruction_weight,
         apposition_trains_supervisor=args.apposition_trains_supervisor, loss_reduction=args.loss_reduction,
         noise_type=args.noise_type, noise_level=args.noise_level,
         noise_rescale=args.noise_rescale, noise_fixed=args.noise_fixed,
-        learning_rate=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size, epochs=args.epochs,
-        seed=args.seed, jit_compile=not args.no_jit,
+        learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
+        epochs=args.epochs, seed=args.seed, jit_compile=not args.no_jit,
     )
 
 
+def settings_from_args(args):
+    from ddnmf_tf.runner import RunSettings
+
+    return RunSettings(
+        dataset=args.dataset, source=args.source, data_dir=args.data_dir,
+        train_split=args.train_split, eval_split=args.eval_split, run_dir=args.run_dir,
+        resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
+        checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
+        strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
+        umap_neighbors=args.umap_neighbors, break_lock=args.break_lock,
+    )
+
+
+def resumed_run(config, settings, given):
+    """The config and settings of the run in settings.run_dir, changed in the fields whose flags were given.
+
+    runner.run then refuses the given fields that contradict what the run recorded.
+    """
+    from ddnmf_tf.runner import RunSettings
+
+    given = {"jit_compile" if name == "no_jit" else name for name in given}
+    recorded = load_config(settings.run_dir).to_dict()
+    asked = config.to_dict()
+    config = DDNMFConfig.from_dict({**recorded, **{name: asked[name] for name in given & set(asked)}})
+    asked = dataclasses.asdict(settings)
+    settings = RunSettings.from_record({**asked, **load_settings(settings.run_dir)},
+                                       **{name: asked[name] for name in given & set(asked)})
+    return config, settings
+
+
 def main(argv=None):
-    from ddnmf_tf.runner import RunSettings, run
+    from ddnmf_tf.runner import run
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = config_from_args(args)
-    if args.resume and args.output_dir and (Path(args.output_dir) / CONFIG_FILE).is_file():
-        config = resumed_config(load_config(args.output_dir), config, given_flags(parser, argv))
-    settings = RunSettings(
-        dataset=args.dataset, source=args.source, data_dir=args.data_dir,
-        train_split=args.train_split, eval_split=args.eval_split, output_dir=args.output_dir,
-        resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
-        checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
-        strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
-        umap_neighbors=args.umap_neighbors,
-    )
+    config, settings = config_from_args(args), settings_from_args(args)
+    if args.resume:
+        if args.run_dir is None:
+            raise RunDirError("--resume needs --run-dir: the run to continue")
+        if not is_run_dir(args.run_dir):
+            raise RunDirError(f"--resume: {args.run_dir} holds no run to resume (no {CONFIG_FILE})")
+        config, settings = resumed_run(config, settings, given_fields(parser, argv))
     run(config, settings)
 
 
+def cli():
+    """The `ddnmf-train` console script: main() on sys.argv, returning the exit status."""
+    return run_cli(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())
