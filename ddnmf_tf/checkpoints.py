@@ -8,7 +8,9 @@ Layout of a run directory (also the TensorBoard logdir):
     run.lock               while a process trains the run: its pid and host (ddnmf_tf.runlock)
     checkpoints/           tf.train.CheckpointManager files (both networks, optimizer with its step,
                            training seconds and images so far)
+    preprocessing.json     how stored values become inputs in [0, 1], and one example's shape
     cluster_centers.npy    K-means centres fitted on the training split's H (for serving)
+    assignments.npy        the cluster of every training example (its nearest centre), int64
     results.json           what `train.run` measured (written at the end)
     autoencoder.json       only in a baseline autoencoder's run (`ddnmf_tf.baselines`): {"kind": "ae1"}
     events.out.tfevents.*  TensorBoard summaries
@@ -35,14 +37,16 @@ CONFIG_FILE = "config.json"
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_DIR = "checkpoints"
 CLUSTER_CENTERS_FILE = "cluster_centers.npy"
+ASSIGNMENTS_FILE = "assignments.npy"
 RESULTS_FILE = "results.json"
 AUTOENCODER_FILE = "autoencoder.json"
 
 # What a resumed run may change. The rest fixes the architecture, the data, the data order and the noise it
 # replays. The data's location (source, data_dir) may change: its fingerprints must not.
 RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile")
-RESUMABLE_SETTINGS = ("source", "data_dir", "eval_every", "summary_every", "checkpoint_every", "quiet",
-                      "clusterers", "umap_neighbors", "strategy", "deterministic", "export_dir")
+RESUMABLE_SETTINGS = ("source", "data_dir", "eval_dataset", "eval_limit", "clusters", "eval_every", "summary_every",
+                      "checkpoint_every", "quiet", "clusterers", "umap_neighbors", "strategy", "deterministic",
+                      "export_dir")
 # The command-line flag of a field whose flag does not spell its name (train.run).
 _FLAGS = {"layer_sizes": "--layers", "jit_compile": "--no-jit", "run_dir": "--run-dir"}
 
@@ -125,7 +129,7 @@ def check_resumable(run_dir, config, settings):
     recorded_config = load_config(run_dir).to_dict()
     recorded = load_settings(run_dir)
     pairs = [(name, recorded_config[name], value) for name, value in config.to_dict().items()
-             if name not in RESUMABLE_CHANGES and name in recorded_config]
+             if name not in RESUMABLE_CHANGES and name != "input_dim" and name in recorded_config]  # from the data
     pairs += [(name, recorded[name], value) for name, value in settings.items()
               if name not in RESUMABLE_SETTINGS and name in recorded]
     contradictions = [f"{flag_of(name)} is {_shown(old)} in the run, {_shown(new)} given"
@@ -277,6 +281,12 @@ def save_cluster_centers(run_dir, centers):
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(centers, np.float32))
     write_atomic(Path(run_dir) / CLUSTER_CENTERS_FILE, buffer.getvalue())
+
+
+def save_assignments(run_dir, clusters):
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(clusters, np.int64))
+    write_atomic(Path(run_dir) / ASSIGNMENTS_FILE, buffer.getvalue())
 
 
 def load_cluster_centers(run_dir):

@@ -58,6 +58,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import json
 import logging
 import math
 import os
@@ -76,6 +77,11 @@ __all__ = [
     "DEBIAN_FASHION_MNIST_DIR",
     "DataError",
     "DatasetInfo",
+    "Examples",
+    "TFDS_PREFIX",
+    "has_splits",
+    "is_named",
+    "load_examples",
     "batch_pipeline",
     "dataset_info",
     "fingerprint",
@@ -94,6 +100,13 @@ SPLITS = ("train", "test", "all")
 """Split names; ``"all"`` is train followed by test."""
 SOURCES = ("auto", "tfds", "idx")
 BINARIZATIONS = ("threshold", "stochastic")
+COLOR_MODES = ("grayscale", "rgb")
+TFDS_PREFIX = "tfds:"
+"""``--dataset tfds:NAME[/CONFIG]``: any image dataset of the tfds catalog."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+CACHE_DIR_ENV = "DDNMF_CACHE_DIR"
+"""Where decoded tfds and image-folder data is cached (default ``~/.cache/ddnmf_tf``)."""
+_FINGERPRINT_CHUNK = 65_536
 
 DATA_DIR_ENV = "DDNMF_DATA_DIR"
 """Environment variable naming the default folder of IDX files."""
@@ -112,6 +125,7 @@ _DOWNLOAD_HOSTS = {
     "binarized_mnist": ("www.cs.toronto.edu", 80),
     "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
 }
+_TFDS_HOST = ("storage.googleapis.com", 443)  # tfds's own copies of catalogue datasets
 # IDX file-name prefix of each part of a split.
 _IDX_PREFIXES = {"train": ("train",), "test": ("t10k",), "all": ("train", "t10k")}
 _TFDS_SPLITS = {"train": "train", "test": "test", "all": "train+test"}
@@ -122,12 +136,12 @@ _IMAGES_MAGIC = 0x00000803  # IDX: unsigned bytes, 3 dimensions
 _LABELS_MAGIC = 0x00000801  # IDX: unsigned bytes, 1 dimension
 
 
-# fingerprint() of real splits, decoded as load_arrays decodes them (float32 pixels, int64 labels), keyed
-# by (dataset, split). MNIST's training split is not among them: the data layer reads it as named.
+# fingerprint() of real splits as stored (uint8 pixels, int64 labels), keyed by (dataset, split). MNIST's
+# training split is not among them: the data layer reads it as named.
 _KNOWN_SPLITS = {
-    ("mnist", "test"): "10000-e18c63d2a389dec4",
-    ("fashion_mnist", "train"): "60000-392dd199f4563f94",
-    ("fashion_mnist", "test"): "10000-460d20affd0492cf",
+    ("mnist", "test"): "10000-d69b96459e590d36",
+    ("fashion_mnist", "train"): "60000-708e051b33ade898",
+    ("fashion_mnist", "test"): "10000-be9a5e7d28ad2125",
 }
 
 
@@ -176,60 +190,151 @@ def dataset_info(name: str) -> DatasetInfo:
     )
 
 
-def load_dataset(
-    name: str,
-    split: str,
-    *,
-    source: str = "auto",
-    data_dir: str | os.PathLike | None = None,
-    binarize: str = "threshold",
-    seed: int = 0,
-) -> tf.data.Dataset:
-    """Unbatched ``tf.data.Dataset`` of ``(image, label)`` pairs.
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """A set of examples as stored.
 
-    ``image`` is float32 of shape [784] in [0, 1], ``label`` an int64 scalar
-    (-1 for tfds's unlabeled ``binarized_mnist``). The dataset is built from
-    in-memory tensors, so its cardinality is known. Arguments are those of
-    :func:`load_arrays`.
+    ``values`` is [n, features] in the stored dtype (uint8 for images, else
+    any numbers), possibly a read-only memory map; ``labels`` is int64 [n]
+    (``UNLABELED``, -1, where there is none); ``shape`` is one example's shape
+    ([28, 28], [32, 32, 3], [64]); ``origin`` names where the data came from.
+    :class:`ddnmf_tf.preprocessing.Preprocessing` turns values into the
+    model's inputs.
     """
-    images, labels = load_arrays(
-        name, split, source=source, data_dir=data_dir, binarize=binarize, seed=seed
-    )
+
+    values: np.ndarray
+    labels: np.ndarray
+    shape: tuple
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def labeled(self) -> bool:
+        return bool(len(self.labels)) and bool((self.labels >= 0).all())
+
+    @property
+    def num_classes(self) -> int:
+        return len(np.unique(self.labels[self.labels >= 0]))
+
+    def sample(self, count: int | None, seed: int) -> Examples:
+        """A seeded random subset of ``count`` examples, in their stored order (all of them when None or more)."""
+        if count is None or count >= len(self):
+            return self
+        chosen = np.sort(np.random.default_rng(seed).choice(len(self), count, replace=False))
+        return Examples(np.asarray(self.values[chosen]), self.labels[chosen], self.shape, self.origin)
+
+
+def load_dataset(
+    name,
+    split: str = "train",
+    **options,
+) -> tf.data.Dataset:
+    """Unbatched ``tf.data.Dataset`` of ``(image, label)`` pairs of any source :func:`load_examples` takes.
+
+    ``image`` is float32 [features] in [0, 1] (scaled as the module docstring
+    says), ``label`` an int64 scalar (-1 where there is none). Built from
+    in-memory tensors, so its cardinality is known.
+    """
+    images, labels = load_arrays(name, split, **options)
     return tf.data.Dataset.from_tensor_slices((images, labels))
 
 
-def load_arrays(
-    name: str,
-    split: str,
+def load_arrays(name, split: str = "train", **options) -> tuple[np.ndarray, np.ndarray]:
+    """Images (float32 [N, features] in [0, 1]) and labels (int64 [N]) of any source :func:`load_examples` takes.
+
+    The values are scaled by the preprocessing fitted on these very
+    examples (uint8: x/255; see :mod:`ddnmf_tf.preprocessing`).
+    """
+    from ddnmf_tf.preprocessing import Preprocessing
+
+    examples = load_examples(name, split, **options)
+    return Preprocessing.fit(examples.values, examples.shape, examples.origin).apply(examples.values), examples.labels
+
+
+def load_examples(
+    dataset,
+    split: str = "train",
     *,
     source: str = "auto",
     data_dir: str | os.PathLike | None = None,
     binarize: str = "threshold",
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Images (float32 [N, 784] in [0, 1]) and labels (int64 [N]) of a split.
+    color_mode: str | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> Examples:
+    """The examples of ``dataset``, as stored.
 
     Args:
-      name: one of :data:`DATASETS`.
-      split: ``"train"``, ``"test"`` or ``"all"`` (train then test).
-      source: ``"auto"``, ``"tfds"`` or ``"idx"`` (see the module docstring).
-      data_dir: folder of IDX files; defaults to ``$DDNMF_DATA_DIR``, then,
-        for Fashion-MNIST, :data:`DEBIAN_FASHION_MNIST_DIR`.
+      dataset: a name of :data:`DATASETS`; ``"tfds:NAME[/CONFIG]"``, any image
+        dataset of the tfds catalog; a path to a ``.npz`` (array ``x``,
+        optional integer labels ``y``) or ``.npy`` file (opened memory-mapped);
+        a folder of IDX files; a folder of PNG/JPEG images (one subfolder per
+        class gives labels, a flat folder none); or, from Python, an array
+        ``x`` or a pair ``(x, y)``.
+      split: ``"train"``, ``"test"`` or ``"all"`` (train then test) of a named
+        dataset, a tfds dataset or an IDX folder; a file, an image folder or
+        an array is one set and ignores it.
+      source: ``"auto"``, ``"tfds"`` or ``"idx"`` for a named dataset (see
+        the module docstring).
+      data_dir: folder of IDX files of a named dataset; defaults to
+        ``$DDNMF_DATA_DIR``, then, for Fashion-MNIST,
+        :data:`DEBIAN_FASHION_MNIST_DIR`.
       binarize: ``"threshold"`` or ``"stochastic"``; how MNIST images read
         from IDX files are binarized for ``binarized_mnist``.
       seed: seed of the stochastic binarization.
+      color_mode: ``"grayscale"`` or ``"rgb"`` for images (default: as stored).
+      image_size: (height, width) to resize images to; images of different
+        sizes are an error without it.
 
     Raises:
       DataError: on any problem with the arguments, the files or the sources.
     """
-    _check_choice("dataset", name, DATASETS)
     _check_choice("split", split, SPLITS)
     _check_choice("source", source, SOURCES)
     _check_choice("binarize", binarize, BINARIZATIONS)
-    idx_dir = _idx_folder(name, data_dir)
-    if _use_idx(name, source, idx_dir, data_dir):
-        return _load_idx(name, split, idx_dir, binarize, seed)
-    return _load_tfds(name, split)
+    if color_mode is not None:
+        _check_choice("color mode", color_mode, COLOR_MODES)
+    if not isinstance(dataset, (str, os.PathLike)):
+        return _from_arrays(dataset, "the array given")
+    dataset = str(dataset)
+    if dataset in DATASETS:
+        idx_dir = _idx_folder(dataset, data_dir)
+        if _use_idx(dataset, source, idx_dir, data_dir):
+            return _load_idx(dataset, split, idx_dir, binarize, seed)
+        return _load_tfds(dataset, split, color_mode, image_size)
+    if dataset.startswith(TFDS_PREFIX):
+        return _load_tfds(dataset[len(TFDS_PREFIX):], split, color_mode, image_size)
+    path = Path(dataset)
+    if not path.exists():
+        if os.sep not in dataset and not path.suffix:
+            raise DataError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}, tfds:NAME[/CONFIG], "
+                            "a .npz or .npy file, or a folder of IDX files or of images")
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        if has_splits(path):
+            return _load_idx(None, split, path, binarize, seed)
+        return _load_image_folder(path, color_mode, image_size)
+    if path.suffix == ".npz":
+        return _load_npz(path)
+    if path.suffix == ".npy":
+        return _load_npy(path)
+    raise DataError(f"{path}: not a .npz or .npy file, nor a folder of IDX files or images")
+
+
+def has_splits(dataset) -> bool:
+    """Whether ``dataset`` has train and test splits: a named or tfds dataset, or a folder of IDX files."""
+    if is_named(dataset):
+        return True
+    path = Path(dataset) if isinstance(dataset, (str, os.PathLike)) else None
+    return path is not None and path.is_dir() and any(
+        _find_idx_file(path, f"{prefix}-{_IMAGES_STEM}") for prefix in ("train", "t10k"))
+
+
+def is_named(dataset) -> bool:
+    """Whether ``dataset`` names a dataset with splits (a name of :data:`DATASETS` or ``tfds:NAME``)."""
+    return isinstance(dataset, str) and (dataset in DATASETS or dataset.startswith(TFDS_PREFIX))
 
 
 def batch_pipeline(
@@ -265,22 +370,30 @@ def _finite_cardinality(dataset: tf.data.Dataset) -> int:
     return size
 
 
-def fingerprint(images: np.ndarray, labels: np.ndarray | None = None) -> str:
+def fingerprint(values: np.ndarray, labels: np.ndarray | None = None) -> str:
     """An order-independent digest of a set of examples: ``"<count>-<16 hex digits>"``.
 
-    Each example (its float32 values and int64 label) is hashed with BLAKE2b
-    to 64 bits and the hashes are summed modulo 2**64, so shuffling the
-    examples leaves the fingerprint unchanged and the fingerprint of a union
-    of disjoint sets is the sum of theirs.
+    Each example (its values as stored, in their dtype, and its int64 label)
+    is hashed with BLAKE2b to 64 bits and the hashes are summed modulo 2**64,
+    so shuffling the examples leaves the fingerprint unchanged and the
+    fingerprint of a union of disjoint sets is the sum of theirs. Memory-mapped
+    values are read in chunks.
     """
-    rows = np.ascontiguousarray(images, np.float32).reshape(len(images), -1)
-    labels = np.full(len(rows), UNLABELED, np.int64) if labels is None else np.asarray(labels, np.int64)
-    hashes = np.fromiter(
-        (int.from_bytes(hashlib.blake2b(row.tobytes() + label.tobytes(), digest_size=8).digest(), "little")
-         for row, label in zip(rows, labels)),
-        np.uint64, len(rows),
-    )
-    return f"{len(rows)}-{int(hashes.sum(dtype=np.uint64)):016x}"
+    labels = np.full(len(values), UNLABELED, np.int64) if labels is None else np.asarray(labels, np.int64)
+    total = 0
+    for start in range(0, len(values), _FINGERPRINT_CHUNK):
+        rows = np.ascontiguousarray(values[start:start + _FINGERPRINT_CHUNK]).reshape(-1, _row_size(values))
+        hashes = np.fromiter(
+            (int.from_bytes(hashlib.blake2b(row.tobytes() + label.tobytes(), digest_size=8).digest(), "little")
+             for row, label in zip(rows, labels[start:start + _FINGERPRINT_CHUNK])),
+            np.uint64, len(rows),
+        )
+        total += int(hashes.sum(dtype=np.uint64))
+    return f"{len(values)}-{total % 2**64:016x}"
+
+
+def _row_size(values: np.ndarray) -> int:
+    return math.prod(values.shape[1:])
 
 
 def identify(digest: str) -> tuple[str, str] | None:
@@ -329,15 +442,15 @@ def _use_idx(name: str, source: str, idx_dir: Path | None, data_dir) -> bool:
     return data_dir is not None or not _tfds_prepared(_tfds_builder(name))
 
 
-def _load_idx(
-    name: str, split: str, folder: Path, binarize: str, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = _read_idx_split(folder, split)
-    _check_identity(name, images, labels, folder)
-    logger.info("%s/%s: %d examples from IDX folder %s", name, split, len(labels), folder)
+def _load_idx(name: str | None, split: str, folder: Path, binarize: str, seed: int) -> Examples:
+    """A split of the IDX files in `folder`, read as dataset `name` (None: a folder given as --dataset)."""
+    values, labels, shape = _read_idx_split(folder, split, None if name is None else IMAGE_SHAPE)
+    if name is not None:
+        _check_identity(name, values, labels, folder)
+    logger.info("%s/%s: %d examples from IDX folder %s", name or folder, split, len(labels), folder)
     if name == "binarized_mnist":
-        images = _binarize(images, binarize, seed)
-    return images, labels
+        values = _binarize(values.astype(np.float32) / 255.0, binarize, seed)
+    return Examples(values, labels, shape, f"{folder} ({split} split)")
 
 
 def _idx_folder(name: str, data_dir: str | os.PathLike | None) -> Path | None:
@@ -357,7 +470,7 @@ def _existing_folder(folder: Path, origin: str) -> Path:
     return folder
 
 
-def _read_idx_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_idx_split(folder: Path, split: str, expected_shape=None) -> tuple[np.ndarray, np.ndarray, tuple]:
     prefixes = _IDX_PREFIXES[split]
     stems = [f"{prefix}-{kind}" for prefix in prefixes for kind in (_IMAGES_STEM, _LABELS_STEM)]
     paths = {stem: _find_idx_file(folder, stem) for stem in stems}
@@ -368,12 +481,15 @@ def _read_idx_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             "(or the same names without .gz)"
         )
     parts = [
-        _read_idx_pair(paths[f"{prefix}-{_IMAGES_STEM}"], paths[f"{prefix}-{_LABELS_STEM}"])
+        _read_idx_pair(paths[f"{prefix}-{_IMAGES_STEM}"], paths[f"{prefix}-{_LABELS_STEM}"], expected_shape)
         for prefix in prefixes
     ]
-    images = np.concatenate([images for images, _ in parts])
-    labels = np.concatenate([labels for _, labels in parts])
-    return images, labels
+    shapes = {shape for _, _, shape in parts}
+    if len(shapes) > 1:
+        raise DataError(f"{folder}: the train and t10k images differ in size ({' and '.join(map(str, shapes))})")
+    values = np.concatenate([values for values, _, _ in parts])
+    labels = np.concatenate([labels for _, labels, _ in parts])
+    return values, labels, shapes.pop()
 
 
 def _find_idx_file(folder: Path, stem: str) -> Path | None:
@@ -384,9 +500,10 @@ def _find_idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_idx_pair(images_path: Path, labels_path: Path, expected_shape=None):
+    """uint8 images [n, rows * cols], int64 labels [n], and (rows, cols), which must be `expected_shape` if given."""
     pixels = _read_idx(images_path, _IMAGES_MAGIC, ndim=3)
-    if pixels.shape[1:] != IMAGE_SHAPE:
+    if expected_shape is not None and pixels.shape[1:] != expected_shape:
         rows, cols = pixels.shape[1:]
         raise DataError(f"{images_path}: wrong image size {rows}x{cols}, expected 28x28")
     labels = _read_idx(labels_path, _LABELS_MAGIC, ndim=1)
@@ -395,8 +512,7 @@ def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np
             f"count mismatch: {images_path} has {len(pixels)} images "
             f"but {labels_path} has {len(labels)} labels"
         )
-    images = pixels.reshape(len(pixels), NUM_PIXELS).astype(np.float32) / 255.0
-    return images, labels.astype(np.int64)
+    return pixels.reshape(len(pixels), -1), labels.astype(np.int64), tuple(pixels.shape[1:])
 
 
 def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
@@ -450,29 +566,59 @@ def _tfds_prepared(builder) -> bool:
     return builder.data_path.is_dir() and builder.is_prepared()
 
 
-def _load_tfds(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of a tfds split, preparing the dataset when needed."""
+def _load_tfds(name: str, split: str, color_mode=None, image_size=None) -> Examples:
+    """A split of a tfds image dataset (NAME or NAME/CONFIG), preparing it when needed; decoded once into the cache.
+
+    The image feature is ``image``; the label, when the dataset has one,
+    ``label`` (or the dataset's supervised label).
+    """
     import tensorflow_datasets as tfds
 
-    builder = _tfds_builder(name)
+    try:
+        builder = _tfds_builder(name)
+    except Exception as error:  # tfds's DatasetNotFoundError and its kin: a bad name
+        raise DataError(f"tfds:{name}: {' '.join(str(error).split())[:300]}") from None
     if not _tfds_prepared(builder):
         _download_tfds(builder, name)
-    batches = list(
-        tfds.as_numpy(builder.as_dataset(split=_TFDS_SPLITS[split], batch_size=_TFDS_READ_BATCH))
-    )
-    pixels = np.concatenate([batch["image"] for batch in batches])
-    pixels = pixels.reshape(len(pixels), NUM_PIXELS).astype(np.float32)
-    images = pixels if name == "binarized_mnist" else pixels / 255.0  # binarized: 0/1 already
-    if "label" in batches[0]:
-        labels = np.concatenate([batch["label"] for batch in batches]).astype(np.int64)
-    else:
-        labels = np.full(len(images), UNLABELED, dtype=np.int64)
+    keys = builder.info.supervised_keys or ("image", "label")
+    image_key, label_key = keys[0], keys[1] if keys[1] in builder.info.features else None
+    if image_key not in builder.info.features:
+        raise DataError(f"tfds:{name} has no image feature (features: {', '.join(builder.info.features)})")
+    tfds_split = _TFDS_SPLITS.get(split, split)
+    key = ("tfds", name, str(builder.info.version), tfds_split, color_mode, image_size)
+
+    def decode():
+        def examples():
+            for batch in tfds.as_numpy(builder.as_dataset(split=tfds_split, batch_size=_TFDS_READ_BATCH)):
+                images = _shaped(batch[image_key], color_mode, image_size)
+                labels = batch[label_key] if label_key else np.full(len(images), UNLABELED)
+                yield images, labels
+        return examples()
+
+    values, labels, shape = _cached(key, decode)
+    if name == "binarized_mnist":
+        values = np.asarray(values, np.float32)  # 0/1 already: no x/255
     logger.info("%s/%s: %d examples from tfds in %s", name, split, len(labels), builder.data_dir)
-    return images, labels
+    return Examples(values, labels, shape, f"tfds:{name} ({split} split)")
+
+
+def _shaped(images: np.ndarray, color_mode, image_size) -> np.ndarray:
+    """uint8 images [n, h, w(, c)] in the asked colour mode and size (grayscale as [n, h, w])."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if color_mode == "rgb" and images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    elif color_mode == "grayscale" and images.shape[-1] == 3:
+        images = np.round(tf.image.rgb_to_grayscale(images.astype(np.float32)).numpy()).astype(images.dtype)
+    if image_size is not None and tuple(images.shape[1:3]) != tuple(image_size):
+        resized = tf.image.resize(images.astype(np.float32), image_size).numpy()
+        images = np.clip(np.round(resized), 0, 255).astype(np.uint8)
+    return images[..., 0] if images.shape[-1] == 1 else images
 
 
 def _download_tfds(builder, name: str) -> None:
-    host, port = _DOWNLOAD_HOSTS[name]
+    host, port = _DOWNLOAD_HOSTS.get(name, _TFDS_HOST)
     if not _reachable(host, port):
         raise DataError(_no_source_message(name, host))
     logger.info("%s: downloading with tfds into %s", name, builder.data_dir)
@@ -504,6 +650,10 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def _no_source_message(name: str, host: str) -> str:
+    if name not in DATASETS:
+        return (f"no data for tfds:{name}: it is not prepared in the tfds data dir and {host} is unreachable. "
+                f"Prepare it on a networked machine (tfds build {name}) and copy it into the tfds data dir "
+                "(TFDS_DATA_DIR, default ~/tensorflow_datasets)")
     ways = [
         f"pass --data-dir (data_dir=) or set {DATA_DIR_ENV} to a folder of the "
         "IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
@@ -518,3 +668,146 @@ def _no_source_message(name: str, host: str) -> str:
     )
     numbered = "; ".join(f"({number}) {way}" for number, way in enumerate(ways, 1))
     return f"no data for {name}: no local copy and {host} is unreachable. Get it: {numbered}"
+
+
+# --- arrays, image folders, the decoded-data cache ------------------------------
+
+
+def _from_arrays(data, origin: str) -> Examples:
+    """Examples of an array x [n, ...] or a pair (x, y); DataError naming `origin` for a bad one."""
+    x, y = data if isinstance(data, tuple) else (data, None)
+    x = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{origin}: values of type {x.dtype} are not numbers")
+    if x.ndim < 2 or len(x) == 0:
+        raise DataError(f"{origin}: x must have shape [n >= 1, ...], got {list(x.shape)}")
+    if x.dtype.kind == "f":
+        for start in range(0, len(x), _FINGERPRINT_CHUNK):
+            bad = ~np.isfinite(x[start:start + _FINGERPRINT_CHUNK].reshape(-1, _row_size(x))).all(axis=1)
+            if bad.any():
+                raise DataError(f"{origin}: example {start + int(np.argmax(bad))} holds a NaN or infinite value")
+    if y is None:
+        labels = np.full(len(x), UNLABELED, np.int64)
+    else:
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu":
+            raise DataError(f"{origin}: labels y must be whole numbers, got type {y.dtype}")
+        if y.shape != (len(x),):
+            raise DataError(f"{origin}: {len(x)} examples but labels y of shape {list(y.shape)}")
+        labels = y.astype(np.int64)
+    values = x.reshape(len(x), -1) if x.ndim > 2 else x
+    return Examples(values, labels, tuple(x.shape[1:]), origin)
+
+
+def _load_npz(path: Path) -> Examples:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive:
+                raise DataError(f"{path}: no array x (arrays: {', '.join(archive.files) or 'none'})")
+            data = (archive["x"], archive["y"]) if "y" in archive else archive["x"]
+    except DataError:
+        raise
+    except (ValueError, OSError, zlib.error) as error:
+        raise DataError(f"{path}: not a readable .npz file ({' '.join(str(error).split())})") from None
+    return _from_arrays(data, str(path))
+
+
+def _load_npy(path: Path) -> Examples:
+    """A .npy of x, memory-mapped: rows are read from disk as batches need them."""
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path}: not a readable .npy file ({' '.join(str(error).split())})") from None
+    return _from_arrays(x, str(path))
+
+
+def _image_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The image files of a folder and its class names: one subfolder per class, or none (a flat folder)."""
+    def images_in(directory):
+        return sorted(path for path in directory.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+
+    classes = sorted(path.name for path in folder.iterdir() if path.is_dir() and images_in(path))
+    if classes:
+        return [file for name in classes for file in images_in(folder / name)], classes
+    return images_in(folder), []
+
+
+def _load_image_folder(folder: Path, color_mode, image_size) -> Examples:
+    """PNG/JPEG images through Keras's image utilities, decoded once into the uint8 cache."""
+    from PIL import Image
+
+    files, classes = _image_files(folder)
+    if not files:
+        raise DataError(f"{folder}: no PNG or JPEG images in it or in its subfolders")
+    sizes, modes = {}, set()
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                sizes.setdefault(image.size, path)
+                modes.add(image.mode)
+        except OSError as error:
+            raise DataError(f"{path}: not a readable image ({error})") from None
+    if len(sizes) > 1 and image_size is None:
+        (w1, h1), (w2, h2) = list(sizes)[:2]
+        raise DataError(f"{folder}: images of different sizes ({h1}x{w1} in {sizes[w1, h1].name}, {h2}x{w2} in "
+                        f"{sizes[w2, h2].name}): pass --image-size HxW to resize them")
+    height, width = image_size or next(iter(sizes))[::-1]
+    color_mode = color_mode or ("grayscale" if modes <= {"L", "1", "I;16", "I"} else "rgb")
+    stamp = [(str(path.relative_to(folder)), path.stat().st_size, path.stat().st_mtime_ns) for path in files]
+    key = ("images", str(folder.resolve()), stamp, color_mode, (height, width))
+
+    def decode():
+        import keras
+
+        dataset = keras.utils.image_dataset_from_directory(
+            str(folder), labels="inferred" if classes else None, label_mode="int" if classes else None,
+            class_names=classes or None, color_mode=color_mode, image_size=(height, width), batch_size=256,
+            shuffle=False, verbose=False)
+        for batch in dataset:
+            images, labels = batch if classes else (batch, None)
+            images = np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
+            yield _shaped(images, None, None), (labels.numpy() if classes else np.full(len(images), UNLABELED))
+
+    values, labels, shape = _cached(key, decode)
+    logger.info("%s: %d images of %s, %d classes", folder, len(labels), shape, len(classes))
+    return Examples(values, labels, shape, str(folder))
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "ddnmf_tf")
+
+
+def _cached(key, decode) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """uint8 values [n, features] (memory-mapped), labels and example shape of decoded data, decoded once.
+
+    `decode()` yields (images [k, ...], labels [k]) batches; they are
+    appended to `<cache>/<hash of key>/values.u8` as they come (so data larger
+    than memory never sits in memory), the folder is renamed into place when
+    complete, and the values are read back as a read-only memory map.
+    """
+    folder = _cache_dir() / hashlib.blake2b(json.dumps(key, default=str).encode(), digest_size=12).hexdigest()
+    if not (folder / "meta.json").is_file():
+        staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        staging.mkdir(parents=True, exist_ok=True)
+        labels, shape = [], None
+        with open(staging / "values.u8", "wb") as stream:
+            for images, batch_labels in decode():
+                images = np.ascontiguousarray(images, np.uint8)
+                if shape is None:
+                    shape = images.shape[1:]
+                stream.write(images.tobytes())
+                labels.append(np.asarray(batch_labels, np.int64))
+        if shape is None:
+            raise DataError(f"{key[1]}: no examples")
+        np.save(staging / "labels.npy", np.concatenate(labels))
+        (staging / "meta.json").write_text(json.dumps({"shape": list(shape), "key": key}, default=str))
+        try:
+            os.rename(staging, folder)
+        except OSError:  # another process cached the same data meanwhile
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    shape = tuple(json.loads((folder / "meta.json").read_text())["shape"])
+    labels = np.load(folder / "labels.npy")
+    values = np.memmap(folder / "values.u8", np.uint8, "r", shape=(len(labels), math.prod(shape)))
+    return values, labels, shape

@@ -4,13 +4,16 @@ What an export directory (TF Serving's model base path) holds:
 
     <export_dir>/<version>/                                 the SavedModel, tag "serve"
     <export_dir>/<version>/assets.extra/ddnmf_config.json   the DDNMFConfig served
+    <export_dir>/<version>/assets.extra/preprocessing.json  the scaling and example shape it serves
     <export_dir>/models.config                              a model_config_list for the docker image
 
 Signatures (docs/serving.md has the tables and request examples):
 
-    serving_default  images float32 [batch, input_dim], pixels in [0, 1]
-    serving_uint8    images uint8 [batch, side, side] or [batch, side, side, 1]
-                     (only when input_dim is a square, side * side)
+    serving_default  images float32 [batch, input_dim]: values in [0, 1], or, for a run
+                     whose data was min-max scaled, values as stored (the scaling is inside)
+    serving_uint8    images uint8 [batch, height, width(, channels)] of the trained size
+                     (only for image data stored as uint8; a grayscale image may come
+                     with or without its channel axis)
 
 Both return `representation` (H, float32 [batch, rank]) and, when cluster
 centres are given, `cluster` (int64 [batch], the nearest centre) and
@@ -25,7 +28,6 @@ renamed into place.
 """
 
 import json
-import math
 import os
 import re
 import shutil
@@ -37,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf.checkpoints import load_cluster_centers, load_model
+from ddnmf_tf.preprocessing import PREPROCESSING_FILE, default_preprocessing, load_preprocessing
 
 CONFIG_ASSET = "ddnmf_config.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -51,19 +54,28 @@ class ExportError(ValueError):
 
 
 def export_run(run_dir, export_dir, version=None, overwrite=False):
-    """Export the latest checkpoint of a run directory (with its cluster centres, if any); returns the version dir."""
-    return export_model(load_model(run_dir), export_dir, load_cluster_centers(run_dir), version, overwrite)
+    """Export the newest intact checkpoint of a run directory (with its preprocessing and cluster centres, if
+    any); returns the version dir."""
+    model = load_model(run_dir)
+    return export_model(model, export_dir, load_cluster_centers(run_dir), version, overwrite,
+                        load_preprocessing(run_dir, model.config.input_dim))
 
 
-def export_model(model, export_dir, cluster_centers=None, version=None, overwrite=False):
+def export_model(model, export_dir, cluster_centers=None, version=None, overwrite=False, preprocessing=None):
     """Export a built DDNMF model as `<export_dir>/<version>/`; returns that directory.
 
     `version` defaults to one more than the highest numeric version present (1
     when none). An existing version is an ExportError unless `overwrite`.
+    `preprocessing` (default: 28x28 images, or vectors, stored as uint8) sets
+    the signatures' scaling and the uint8 signature's image shape.
     """
     if not model.built:
         raise ExportError("the model is not built: train it or restore a checkpoint before exporting")
     centers = _checked_centers(cluster_centers, model.config.rank)
+    preprocessing = preprocessing or default_preprocessing(model.config.input_dim)
+    if preprocessing.input_dim != model.config.input_dim:
+        raise ExportError(f"preprocessing for {preprocessing.input_dim} features, the model takes "
+                          f"{model.config.input_dim}")
     export_dir = Path(export_dir)
     if export_dir.exists() and not export_dir.is_dir():
         raise ExportError(f"export directory {export_dir} is not a folder")
@@ -75,8 +87,8 @@ def export_model(model, export_dir, cluster_centers=None, version=None, overwrit
     staging = _scratch_path(export_dir, f"new-{version}")
     staging.mkdir()
     try:
-        _write_saved_model(model, staging, centers)
-        _write_config_asset(model.config, staging)
+        _write_saved_model(model, staging, centers, preprocessing)
+        _write_config_asset(model.config, preprocessing, staging)
         _move_into_place(staging, version_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -92,21 +104,20 @@ def next_version(export_dir):
     return max((int(path.name) for path in export_dir.iterdir() if _is_version_dir(path)), default=0) + 1
 
 
-def _write_saved_model(model, path, cluster_centers):
+def _write_saved_model(model, path, cluster_centers, preprocessing):
     """Write the serving signatures of `model` as a SavedModel at `path`."""
     # Keras's ExportArchive rather than tf.saved_model.save of a tf.Module holding the model: it saves the
     # tf.Variables the signatures read. Saving the Keras model itself adds copies of its variables that the
     # checkpoint restores instead, which TF Serving's loader then leaves uninitialized (FailedPrecondition).
     archive = keras.export.ExportArchive()
-    for name, serve, input_spec in _serving_functions(model, cluster_centers):
+    for name, serve, input_spec in _serving_functions(model, cluster_centers, preprocessing):
         archive.add_endpoint(name, serve, input_signature=[input_spec])
     archive.write_out(str(path), verbose=False)
 
 
-def _serving_functions(model, cluster_centers):
+def _serving_functions(model, cluster_centers, preprocessing):
     """(signature name, function, input spec) of every signature the export serves."""
     width = model.config.input_dim
-    side = math.isqrt(width)
 
     def outputs(rows):
         representation = model.student.representation(rows)
@@ -115,16 +126,16 @@ def _serving_functions(model, cluster_centers):
         return {"representation": representation, **_nearest_center(representation, cluster_centers)}
 
     def serve_floats(images):
-        return outputs(_checked_rows(images, width))
+        return outputs(preprocessing.apply_tf(_checked_rows(images, width)))
 
     def serve_uint8(images):
-        return outputs(_rows_from_uint8(images, side))
+        return outputs(_rows_from_uint8(images, preprocessing.shape))
 
     # Inputs are declared with no shape and checked in the graph by EnsureShape: TF Serving does not compare a
     # request's shape with the signature's, and grappler drops any check that a declared shape already answers,
     # which would leave a wrong shape to fail deep inside the model with an unhelpful message.
     functions = [(SERVING_DEFAULT, serve_floats, tf.TensorSpec(None, tf.float32, name="images"))]
-    if side * side == width:
+    if preprocessing.is_image:
         functions.append((SERVING_UINT8, serve_uint8, tf.TensorSpec(None, tf.uint8, name="images")))
     return functions
 
@@ -135,11 +146,14 @@ def _checked_rows(images, width):
     return tf.debugging.check_numerics(tf.ensure_shape(images, [None, width]), NON_FINITE_MESSAGE)
 
 
-def _rows_from_uint8(images, side):
-    """uint8 [batch, side, side] or [batch, side, side, 1], checked, as float32 [batch, side * side] scaled by 1/255."""
-    with_channel = tf.cond(tf.rank(images) == 3, lambda: images[..., tf.newaxis], lambda: images)
-    checked = tf.ensure_shape(with_channel, [None, side, side, 1])
-    return tf.cast(tf.reshape(checked, [-1, side * side]), tf.float32) / 255.0
+def _rows_from_uint8(images, shape):
+    """uint8 images [batch, *shape] (a grayscale [h, w] shape also as [batch, h, w, 1]), checked, as float32
+    [batch, features] scaled by 1/255."""
+    height, width, channels = (*shape[:2], shape[2] if len(shape) == 3 else 1)
+    if channels == 1:
+        images = tf.cond(tf.rank(images) == 3, lambda: images[..., tf.newaxis], lambda: images)
+    checked = tf.ensure_shape(images, [None, height, width, channels])
+    return tf.cast(tf.reshape(checked, [-1, height * width * channels]), tf.float32) / 255.0
 
 
 def _nearest_center(representation, cluster_centers):
@@ -178,11 +192,13 @@ def _is_version_dir(path):
     return path.is_dir() and re.fullmatch(r"[0-9]+", path.name) is not None
 
 
-def _write_config_asset(config, saved_model_dir):
-    """Put the served DDNMFConfig in `assets.extra/`, where TF Serving keeps extra files it does not load."""
+def _write_config_asset(config, preprocessing, saved_model_dir):
+    """Put the served DDNMFConfig and preprocessing in `assets.extra/`, where TF Serving keeps extra files it
+    does not load."""
     assets_extra = Path(saved_model_dir) / "assets.extra"
     assets_extra.mkdir(exist_ok=True)
     (assets_extra / CONFIG_ASSET).write_text(config.to_json() + "\n")
+    (assets_extra / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2) + "\n")
 
 
 def _move_into_place(staging, version_dir):

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
 from ddnmf_tf.config import derive_seed
-from ddnmf_tf.summaries import decoded_parts, image_grid
+from ddnmf_tf.summaries import decoded_parts, image_grid, is_drawable
 
 TSNE_POINTS = 2000
 TSNE_PERPLEXITY = 30.0
@@ -29,15 +29,20 @@ def tsne_embedding(features, labels, seed, points=TSNE_POINTS):
 
 
 def save_tsne(panels, path):
-    """Fig 2: one scatter per (title, embedding, labels), coloured by true label."""
+    """Fig 2: one scatter per (title, embedding, labels), coloured by true label (tab10 up to 10 classes,
+    tab20 up to 20, a continuous map beyond)."""
+    classes = int(max(np.max(labels) for _, _, labels in panels)) + 1
+    cmap = "tab10" if classes <= 10 else "tab20" if classes <= 20 else "turbo"
     figure = Figure(figsize=(5 * len(panels) + 1, 5), dpi=DPI, layout="constrained")
     for number, (title, embedding, labels) in enumerate(panels, start=1):
         axes = figure.add_subplot(1, len(panels), number)
-        points = axes.scatter(embedding[:, 0], embedding[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+        points = axes.scatter(embedding[:, 0], embedding[:, 1], c=labels, cmap=cmap, s=3, vmin=-0.5,
+                              vmax=max(classes, 10) - 0.5)
         axes.set_title(title)
         axes.set_xticks([])
         axes.set_yticks([])
-    figure.colorbar(points, ax=figure.axes, ticks=range(10), label="label")
+    ticks = range(0, max(classes, 10), max(1, classes // 20 + 1))
+    figure.colorbar(points, ax=figure.axes, ticks=ticks, label="label")
     figure.savefig(path)
 
 
@@ -82,12 +87,15 @@ def _model_color(model):
     return {"DDNMF": "tab:blue", "AE1": "tab:red"}.get(model, "tab:grey")
 
 
-def save_parts(student, path, title="NMF parts: each unit of H decoded alone, scaled to its maximum"):
-    """Each unit of H set alone and decoded by the student (`summaries.decoded_parts`), each scaled to its maximum."""
+def save_parts(student, path, shape=(28, 28), title="NMF parts: each unit of H decoded alone, scaled to its maximum"):
+    """Each unit of H set alone and decoded by the student (`summaries.decoded_parts`), each scaled to its maximum,
+    drawn as images of `shape` ([h, w] or [h, w, channels]); a vector is drawn as a [1, features] strip."""
     parts = decoded_parts(student)
     parts = parts / np.maximum(parts.max(axis=1, keepdims=True), 1e-12)
     columns = min(len(parts), 10)
-    grid = image_grid(parts, columns)[0, :, :, 0]
+    shape = tuple(shape) if is_drawable(tuple(shape)) else (1, parts.shape[1])
+    grid = image_grid(parts, columns, shape)[0]
+    grid = grid[:, :, 0] if grid.shape[-1] == 1 else grid
     rows = math.ceil(len(parts) / columns)
     figure = Figure(figsize=(1.2 * columns, 1.2 * rows + 0.5), dpi=DPI, layout="constrained")
     axes = figure.add_subplot()

@@ -15,11 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf import checkpoints, evaluation, summaries
-from ddnmf_tf.data import fingerprint, load_arrays
+from ddnmf_tf.data import Examples, fingerprint, has_splits, is_named, load_examples
 from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
+from ddnmf_tf.preprocessing import Preprocessing, save_preprocessing
 from ddnmf_tf.runlock import RunLock
 from ddnmf_tf.training import DDNMFTrainer, learning_rate_at, training_batches
 
@@ -31,11 +32,16 @@ PREDICT_BATCH = 1024
 class RunSettings:
     """Everything about a run that is not a model hyperparameter."""
 
-    dataset: str = "fashion_mnist"
+    dataset: str = "fashion_mnist"  # a name, tfds:NAME[/CONFIG], or a path (ddnmf_tf.data.load_examples)
     source: str = "auto"
     data_dir: Optional[str] = None
     train_split: str = "train"
     eval_split: str = "test"
+    eval_dataset: Optional[str] = None  # score on these examples (same forms as dataset) instead
+    eval_limit: Optional[int] = None  # score on a seeded sample of this many examples
+    clusters: Optional[int] = None  # K; default: the training labels' classes, else 10
+    color_mode: Optional[str] = None  # images: grayscale or rgb (default: as stored)
+    image_size: Optional[Tuple[int, int]] = None  # images: (height, width) to resize to
     run_dir: Optional[str] = None  # default: runs/<dataset>-<time>
     resume: bool = False
     eval_every: int = 0  # epochs between evaluations; 0: at the end only
@@ -50,6 +56,16 @@ class RunSettings:
     break_lock: bool = False  # take over the run directory's lock from another process (ddnmf_tf.runlock)
 
     def __post_init__(self):
+        for name in ("dataset", "eval_dataset"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not is_named(value) and Path(value).exists():
+                object.__setattr__(self, name, str(Path(value).resolve()))  # a resume from elsewhere finds it
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(self.image_size))
+        for name in ("eval_limit", "clusters"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         for name in ("eval_every", "summary_every", "checkpoint_every"):
@@ -86,23 +102,67 @@ def default_run_dir(dataset):
     return str(Path("runs") / f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS, umap_neighbors=evaluation.UMAP_NEIGHBORS):
+def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS, umap_neighbors=evaluation.UMAP_NEIGHBORS,
+          preprocessing=None, n_clusters=None):
     """ACC / NMI / ARI of each clusterer on H, or None when the data has no labels."""
     if np.all(labels < 0):
         return None
-    features = encode(model, images)
-    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed, umap_neighbors=umap_neighbors)
+    features = encode(model, images, preprocessing)
+    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed, umap_neighbors=umap_neighbors,
+                                              n_clusters=n_clusters)
 
 
-def encode(model, images):
-    """The model's representation of every image, in batches of PREDICT_BATCH (numpy).
+def encode(model, values, preprocessing=None, progress=None):
+    """The model's representation of every example, in batches of PREDICT_BATCH (numpy [n, width]).
 
-    A plain call per batch rather than `model.predict`, which would run
-    under the model's distribution strategy and so need every worker.
+    `values` are stored rows (memory-mapped or not), scaled batch by batch by
+    `preprocessing` (default: used as float32); `progress`, a
+    keras.utils.Progbar, advances by each batch. A plain call per batch
+    rather than `model.predict`, which would run under the model's
+    distribution strategy and so need every worker.
     """
-    return np.concatenate(
-        [model(images[start:start + PREDICT_BATCH]).numpy() for start in range(0, len(images), PREDICT_BATCH)]
-    )
+    scale = preprocessing.apply if preprocessing is not None else (lambda rows: np.asarray(rows, np.float32))
+    parts = []
+    for start in range(0, len(values), PREDICT_BATCH):
+        rows = np.asarray(values[start:start + PREDICT_BATCH]).reshape(-1, math.prod(values.shape[1:]))
+        parts.append(model(scale(rows)).numpy())
+        if progress is not None:
+            progress.add(len(rows))
+    return np.concatenate(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """What a run trains and scores on: its examples as stored and the preprocessing fitted on the training set."""
+
+    train: Examples
+    eval: Examples
+    preprocessing: Preprocessing
+    clusters: int
+
+
+def load_run_data(settings, seed):
+    """The training and scoring examples that `settings` name, the preprocessing fitted on the training ones.
+
+    Scoring uses `eval_dataset` when given; else a dataset with splits scores
+    on its `eval_split` and any other on its training examples (clustering is
+    transductive). `eval_limit` samples the scoring examples with `seed`.
+    """
+    options = dict(source=settings.source, data_dir=settings.data_dir, seed=seed, color_mode=settings.color_mode,
+                   image_size=settings.image_size)
+    train = load_examples(settings.dataset, settings.train_split, **options)
+    if settings.eval_dataset is not None:
+        evaluated = load_examples(settings.eval_dataset, settings.eval_split, **options)
+    elif has_splits(settings.dataset) and settings.eval_split != settings.train_split:
+        evaluated = load_examples(settings.dataset, settings.eval_split, **options)
+    else:
+        evaluated = train
+    if evaluated.shape != train.shape:
+        raise ValueError(f"{evaluated.origin}: examples of shape {list(evaluated.shape)}, the training examples "
+                         f"({train.origin}) have {list(train.shape)}")
+    preprocessing = Preprocessing.fit(train.values, train.shape, train.origin)
+    clusters = settings.clusters or train.num_classes or evaluated.num_classes or 10
+    return RunData(train, evaluated.sample(settings.eval_limit, seed), preprocessing, clusters)
 
 
 def _check_finite(values, step, run_dir):
@@ -154,8 +214,6 @@ def run(config, settings, trainer=None, log=print):
     function; the chief writes into the run directory, the others into a
     temporary directory deleted at the end (TensorFlow's convention).
     """
-    if trainer is None:
-        trainer = DDNMFTrainer(config, strategy=make_strategy(settings.strategy))
     if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
     run_dir = Path(settings.run_dir or default_run_dir(settings.dataset))
@@ -165,31 +223,30 @@ def run(config, settings, trainer=None, log=print):
     _prepare_run_dir(run_dir, settings.resume, chief)  # reads only: a bad flag fails before the data is read
     if settings.resume:
         checkpoints.check_resumable(run_dir, config, settings.to_record())
-    data = dict(source=settings.source, data_dir=settings.data_dir, seed=config.seed)
-    train_images, train_labels = load_arrays(settings.dataset, settings.train_split, **data)
-    eval_images, eval_labels = load_arrays(settings.dataset, settings.eval_split, **data)
-    if train_images.shape[1] != config.input_dim:
-        raise ValueError(f"{settings.dataset} images have {train_images.shape[1]} pixels, input_dim is {config.input_dim}")
-    labeled = eval_labels[eval_labels >= 0]
-    if len(labeled):  # fail now, not after training
-        evaluation.check_clusterable(len(eval_images), len(np.unique(labeled)), settings.clusterers)
+    data = load_run_data(settings, config.seed)
+    if trainer is None:
+        config = dataclasses.replace(config, input_dim=data.preprocessing.input_dim)
+        trainer = DDNMFTrainer(config, strategy=make_strategy(settings.strategy))
+    elif data.preprocessing.input_dim != config.input_dim:
+        raise ValueError(f"{data.train.origin}: examples of {data.preprocessing.input_dim} features, the model's "
+                         f"input_dim is {config.input_dim}")
+    if data.eval.labeled:  # fail now, not after training
+        evaluation.check_clusterable(len(data.eval), data.clusters, settings.clusterers)
     record = {
         **settings.to_record(),
-        "fingerprints": {"train": fingerprint(train_images, train_labels),
-                         "eval": fingerprint(eval_images, eval_labels)},
-        "clusters": len(np.unique(labeled)) or 10,
+        "fingerprints": {"train": fingerprint(data.train.values, data.train.labels),
+                         "eval": fingerprint(data.eval.values, data.eval.labels)},
+        "clusters": data.clusters,
     }
     if settings.resume:
-        checkpoints.check_same_data(run_dir, record["fingerprints"])
-        record["clusters"] = checkpoints.load_settings(run_dir).get("clusters", record["clusters"])
+        checkpoints.check_same_data(run_dir, {"train": record["fingerprints"]["train"]})
     with RunLock(run_dir, settings.break_lock, log) if chief else contextlib.nullcontext():
         _prepare_run_dir(run_dir, settings.resume, chief)  # again: another process may have started it meanwhile
         own_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ddnmf-worker-"))
-        return _train(config, settings, trainer, record, run_dir, own_dir, chief, log,
-                      train_images, eval_images, eval_labels)
+        return _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log)
 
 
-def _train(config, settings, trainer, record, run_dir, own_dir, chief, log, train_images, eval_images, eval_labels):
+def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log):
     """Train, score and export a run whose data is loaded and whose directory this process holds."""
     clock = checkpoints.training_clock()
     if settings.resume:
@@ -199,22 +256,27 @@ def _train(config, settings, trainer, record, run_dir, own_dir, chief, log, trai
         else:
             log(f"{run_dir} has no checkpoint yet (it stopped before its first one): training from step 0")
     checkpoints.save_settings(own_dir, record)
+    save_preprocessing(own_dir, data.preprocessing)
     checkpoints.save_config(own_dir, config)  # last: a run directory holds a run once its config is there
     loop = _TrainingLoop(trainer, config, settings, own_dir, clock, log)
-    scores = loop.train(train_images, eval_images, eval_labels)
+    scores = loop.train(data)
     train_seconds, trained_images = float(clock.seconds), int(clock.images)
 
-    log(f"fitting K-means on the H of {len(train_images)} training images (the centres served with the model)")
-    train_features = encode(trainer.model, train_images)
-    checkpoints.save_cluster_centers(
-        own_dir, evaluation.fit_kmeans(train_features, record["clusters"], config.seed).cluster_centers_
-    )
+    log(f"fitting K-means on the H of {len(data.train)} training examples (the centres served with the model)")
+    train_features = encode(trainer.model, data.train.values, data.preprocessing)
+    kmeans = evaluation.fit_kmeans(train_features, data.clusters, config.seed)
+    checkpoints.save_cluster_centers(own_dir, kmeans.cluster_centers_)
+    checkpoints.save_assignments(own_dir, kmeans.labels_)
     results = {
         "dataset": settings.dataset,
         "train_split": settings.train_split,
         "eval_split": settings.eval_split,
+        "eval_dataset": settings.eval_dataset,
         "source": settings.source,
         "data_dir": settings.data_dir,
+        "train_examples": len(data.train),
+        "eval_examples": len(data.eval),
+        "clusters": data.clusters,
         "config": config.to_dict(),
         "epochs": config.epochs,
         "steps": int(trainer.step),
@@ -276,25 +338,23 @@ class _TrainingLoop:
         epochs, steps = divmod(step, self._steps_per_epoch)
         return epochs * self._images_per_epoch + steps * self.config.batch_size
 
-    def batches(self, images, epoch, done_in_epoch):
+    def batches(self, data, epoch, done_in_epoch):
         """The rest of one epoch's (clean, noisy) batches, split across replicas when there are several."""
-        batches = training_batches(images, self.config, epoch).skip(done_in_epoch)
+        batches = training_batches(data.train.values, self.config, epoch, data.preprocessing).skip(done_in_epoch)
         if self.strategy.num_replicas_in_sync == 1:
             return batches
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return self.strategy.experimental_distribute_dataset(batches.with_options(options))
 
-    def train(self, train_images, eval_images, eval_labels):
-        """Train to `config.epochs`, adding to the clock; returns the last scores."""
+    def train(self, data):
+        """Train on `data` (RunData) to `config.epochs`, adding to the clock; returns the last scores."""
         config, settings, trainer = self.config, self.settings, self.trainer
-        steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
-        self._steps_per_epoch, self._images_per_epoch = steps_per_epoch, len(train_images)
+        steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+        self._steps_per_epoch, self._images_per_epoch = steps_per_epoch, len(data.train)
         first_step = int(trainer.step)
-        images = tf.data.Dataset.from_tensor_slices(train_images)
         progress = _Progress(steps_per_epoch, settings.quiet)
-        evaluate = lambda: _evaluate(trainer.model, eval_images, eval_labels, config, settings,
-                                     int(trainer.step), self.log)
+        evaluate = lambda: _evaluate(trainer.model, data, config, settings, int(trainer.step), self.log)
         scores = None
         with tf.summary.create_file_writer(str(self.run_dir)).as_default():
             if first_step == 0:
@@ -306,7 +366,7 @@ class _TrainingLoop:
                 summaries.write_learning_rate(rate, epoch + 1)
                 progress.start(epoch, config.epochs, done_in_epoch)
                 self._mark = (time.perf_counter(), int(trainer.step))  # evaluation is not training time
-                self._epoch(self.batches(images, epoch, done_in_epoch), epoch, progress)
+                self._epoch(self.batches(data, epoch, done_in_epoch), epoch, progress)
                 self.save(int(trainer.step))
                 if epoch + 1 == config.epochs or (settings.eval_every and (epoch + 1) % settings.eval_every == 0):
                     scores = evaluate()
@@ -337,15 +397,16 @@ class _TrainingLoop:
         return values, int(self.trainer.step)
 
 
-def _evaluate(model, images, labels, config, settings, step, log):
-    log(f"scoring H of {len(images)} images with {', '.join(settings.clusterers)}")
-    scores = score(model, images, labels, config.seed, settings.clusterers, settings.umap_neighbors)
+def _evaluate(model, data, config, settings, step, log):
     if isinstance(model, DDNMF):
-        preview = images[:PREVIEW_IMAGES]
-        summaries.write_pictures(model, preview, training_preview_noise(preview, config), step)
-    if scores is None:
-        log("evaluation skipped: the evaluation split has no labels")
+        preview = data.preprocessing.apply(np.asarray(data.eval.values[:PREVIEW_IMAGES]))
+        summaries.write_pictures(model, preview, training_preview_noise(preview, config), step, data.preprocessing.shape)
+    if not data.eval.labeled:
+        log("no scores: the examples scored have no labels (the training examples' clusters are in assignments.npy)")
         return None
+    log(f"scoring H of {len(data.eval)} examples with {', '.join(settings.clusterers)}")
+    scores = score(model, data.eval.values, data.eval.labels, config.seed, settings.clusterers,
+                   settings.umap_neighbors, data.preprocessing, data.clusters)
     summaries.write_scores(scores, step)
     log("  ".join(f"{name}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items()) for name, m in scores.items()))
     return scores

@@ -6,18 +6,21 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-IMAGE_SIDE = 28
-
-
-def image_grid(images, columns):
-    """Tile flat square images [n, side*side] into one [1, rows*side, columns*side, 1] image, clipped to [0, 1]."""
-    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
-    count, side = len(images), math.isqrt(images.shape[-1])
+def image_grid(images, columns, shape):
+    """Tile flat images [n, prod(shape)] of `shape` ([h, w] or [h, w, c]) into one [1, H, W, c] image in [0, 1]."""
+    height, width, channels = (*shape[:2], shape[2] if len(shape) == 3 else 1)
+    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0).reshape(-1, height, width, channels)
+    count = len(images)
     rows = math.ceil(count / columns)
-    padded = np.zeros((rows * columns, side, side), np.float32)
-    padded[:count] = images.reshape(count, side, side)
-    grid = padded.reshape(rows, columns, side, side).transpose(0, 2, 1, 3).reshape(rows * side, columns * side)
-    return grid[None, :, :, None]
+    padded = np.zeros((rows * columns, height, width, channels), np.float32)
+    padded[:count] = images
+    grid = padded.reshape(rows, columns, height, width, channels).transpose(0, 2, 1, 3, 4)
+    return grid.reshape(1, rows * height, columns * width, channels)
+
+
+def is_drawable(shape):
+    """Whether examples of `shape` are images: [h, w], or [h, w, c] with 1, 3 or 4 channels."""
+    return len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))
 
 
 def decoded_parts(student):
@@ -43,15 +46,15 @@ def write_scores(scores, step):
             tf.summary.scalar(f"eval/{clusterer}/{metric}", value, step=step)
 
 
-def write_pictures(model, clean, noisy, step):
-    """The decoded NMF parts, clean / noisy / reconstructed triplets and a histogram of H."""
+def write_pictures(model, clean, noisy, step, shape):
+    """The decoded NMF parts, clean / noisy / reconstructed triplets (for image data, in its `shape` and
+    colours) and a histogram of H."""
     student = model.student
-    square = math.isqrt(model.config.input_dim) ** 2 == model.config.input_dim
-    if square:
-        tf.summary.image("parts", image_grid(decoded_parts(student), columns=min(student.rank, 10)), step=step)
+    if is_drawable(shape):
+        tf.summary.image("parts", image_grid(decoded_parts(student), min(student.rank, 10), shape), step=step)
         reconstructed = student(noisy)[-1].numpy()
         triplets = np.stack([clean, noisy, reconstructed], axis=1).reshape(-1, clean.shape[-1])
-        tf.summary.image("clean_noisy_reconstructed", image_grid(triplets, columns=3), step=step)
+        tf.summary.image("clean_noisy_reconstructed", image_grid(triplets, 3, shape), step=step)
     tf.summary.histogram("representation_h", student.representation(clean), step=step)
 
 

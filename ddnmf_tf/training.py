@@ -2,12 +2,12 @@
 
 import math
 
-import tensorflow as tf
 import keras
+import numpy as np
+import tensorflow as tf
 
 from ddnmf_tf import losses
 from ddnmf_tf.config import derive_seed
-from ddnmf_tf.data import batch_pipeline
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
 
@@ -15,27 +15,48 @@ from ddnmf_tf.noise import corrupt
 SHUFFLE_STREAM = 2  # streams 0 and 1 seed the supervisor's and the student's weights
 
 
-def training_batches(images, config, epoch):
-    """(clean, noisy) batches of one epoch from an unbatched dataset of images.
+def training_batches(values, config, epoch, preprocessing=None):
+    """(clean, noisy) batches of one epoch of stored examples `values` [n, features].
+
+    `values` is a numpy array, memory-mapped or not; `preprocessing`
+    (ddnmf_tf.preprocessing.Preprocessing) turns its rows into inputs in
+    [0, 1] (default: float32 values used as they are). The epoch's order is a
+    seeded shuffle of the example numbers; each batch gathers its rows, so
+    only a batch of a memory-mapped array is ever read into memory, and the
+    batches are bitwise those of the same array in memory.
 
     Order and noise depend only on (config.seed, epoch): fresh noise is drawn
     per batch from (seed, global batch number); with `noise_fixed` each image
     keeps one noisy copy for the whole run, drawn from (seed, image number),
     as the authors did.
     """
+    count, width = len(values), math.prod(values.shape[1:])
+    scale = preprocessing.apply if preprocessing is not None else (lambda rows: np.asarray(rows, np.float32))
+
+    def gather(numbers):
+        return scale(values[numbers].reshape(len(numbers), width))
+
+    def clean_rows(numbers):
+        rows = tf.numpy_function(gather, [numbers], tf.float32, stateful=False)
+        return tf.ensure_shape(rows, [None, width]), numbers
 
     def noisy(clean, seed):
         return corrupt(clean, config.noise_type, config.noise_level, seed, config.noise_rescale)
 
     seed = tf.constant(config.seed, tf.int64)
+    order = tf.data.Dataset.range(count).shuffle(
+        count, seed=derive_seed(config.seed, SHUFFLE_STREAM, epoch), reshuffle_each_iteration=False)
+    batches = order.batch(config.batch_size).map(clean_rows)
     if config.noise_fixed:
-        pairs = images.enumerate().map(lambda index, clean: (clean, noisy(clean, tf.stack([seed, index]))))
-        return batch_pipeline(pairs, config.batch_size, shuffle_seed=derive_seed(config.seed, SHUFFLE_STREAM, epoch))
-    batches = batch_pipeline(images, config.batch_size, shuffle_seed=derive_seed(config.seed, SHUFFLE_STREAM, epoch))
-    first_batch = epoch * int(batches.cardinality())
+        def noisy_each(clean, numbers):  # each image's own noise, drawn from (seed, image number)
+            return clean, tf.map_fn(lambda pair: noisy(pair[0], tf.stack([seed, pair[1]])), (clean, numbers),
+                                    fn_output_signature=tf.float32)
+        return batches.map(noisy_each, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+            tf.data.AUTOTUNE)
+    first_batch = epoch * math.ceil(count / config.batch_size)
     return (
         batches.enumerate(start=first_batch)
-        .map(lambda number, clean: (clean, noisy(clean, tf.stack([seed, number]))),
+        .map(lambda number, batch: (batch[0], noisy(batch[0], tf.stack([seed, number]))),
              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )

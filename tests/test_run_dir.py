@@ -3,15 +3,11 @@
 import errno
 import json
 import os
-import random
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -247,40 +243,8 @@ def test_a_real_full_file_system_is_one_line(data_dir, tmp_path, capsys):
         subprocess.run(["umount", str(mount)], check=True)
 
 
-def _kill_and_resume(data_dir, run_dir, seconds, command):
-    process = subprocess.Popen(command + ["--run-dir", str(run_dir)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        process.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    for path in run_dir.glob("*.json"):
-        json.loads(path.read_text())  # every JSON whole, whatever the moment of the kill
-    if (run_dir / "cluster_centers.npy").exists():
-        np.load(run_dir / "cluster_centers.npy")
-    argv = ["--resume", "--run-dir", str(run_dir)] if checkpoints.is_run_dir(run_dir) else \
-        command[3:] + ["--run-dir", str(run_dir)]
-    assert train_run.run_cli(train_run.main, argv) == 0
-    return [weight.numpy() for weight in checkpoints.load_model(run_dir, log=lambda line: None).weights]
-
-
-def sigkill_trials(data_dir, workdir, trials, seed=0):
-    """Kill a tiny run with SIGKILL at `trials` random moments, resume each; the weights equal an unkilled run's."""
-    command = [sys.executable, "-m", "train.run"] + TINY + ["--data-dir", str(data_dir), "--epochs", "3",
-                                                             "--checkpoint-every", "1"]
-    started = time.monotonic()
-    subprocess.run(command + ["--run-dir", str(workdir / "straight")], cwd=ROOT, check=True, capture_output=True,
-                   timeout=300)
-    duration = time.monotonic() - started
-    straight = [weight.numpy() for weight in checkpoints.load_model(workdir / "straight", log=lambda line: None).weights]
-    moments = random.Random(seed).sample(range(1000), trials)
-    for trial, moment in enumerate(moments):
-        resumed = _kill_and_resume(data_dir, workdir / f"killed{trial}", duration * moment / 1000, command)
-        for expected, weights in zip(straight, resumed):
-            np.testing.assert_array_equal(expected, weights, err_msg=f"killed at {moment / 10:.1f}% of the run")
-    return moments
-
-
 def test_sigkill_at_random_moments_then_resume_gives_the_unkilled_weights(data_dir, tmp_path):
-    sigkill_trials(data_dir, tmp_path, trials=10)
+    """10 trials here; `python -m bench.kill_resume --trials 50` runs 50."""
+    from bench.kill_resume import sigkill_trials
+
+    assert len(sigkill_trials(["--data-dir", str(data_dir)], tmp_path, trials=10, log=lambda line: None)) == 10

@@ -6,7 +6,7 @@ import pytest
 
 from ddnmf_tf.cli import parse_clusterers
 from ddnmf_tf.evaluation import CLUSTERERS
-from ddnmf_tf.data import DataError, fingerprint, identify, load_arrays
+from ddnmf_tf.data import DataError, fingerprint, identify, load_arrays, load_examples
 from export import run as export_run
 from train import evaluate, reproduce
 from train import run as train_run
@@ -62,6 +62,10 @@ def test_abbreviated_flags_are_refused_so_a_resume_sees_every_flag():
         train_run.build_parser().parse_args(["--epo", "3"])
 
 
+def _fingerprint_of(examples):
+    return fingerprint(examples.values, examples.labels)
+
+
 def test_the_fingerprint_ignores_order_and_adds_over_disjoint_sets():
     import numpy as np
 
@@ -74,8 +78,7 @@ def test_the_fingerprint_ignores_order_and_adds_over_disjoint_sets():
 
 
 def test_real_mnist_files_read_as_fashion_mnist_are_refused(mnist_dir, monkeypatch):
-    images, labels = load_arrays("mnist", "test", data_dir=mnist_dir)
-    assert identify(fingerprint(images, labels)) == ("mnist", "test")
+    assert identify(_fingerprint_of(load_examples("mnist", "test", data_dir=mnist_dir))) == ("mnist", "test")
     with pytest.raises(DataError, match=rf"^{mnist_dir} holds mnist's test split, not fashion_mnist's: point "
                                         "--data-dir \\(or DDNMF_DATA_DIR\\) at fashion_mnist's IDX files, or pass "
                                         "--dataset mnist$"):
@@ -92,4 +95,4 @@ def test_fashion_mnist_fingerprints_are_known():
     if not (DEBIAN_FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     for split in ("train", "test", "all"):
-        assert identify(fingerprint(*load_arrays("fashion_mnist", split, source="idx"))) == ("fashion_mnist", split)
+        assert identify(_fingerprint_of(load_examples("fashion_mnist", split, source="idx"))) == ("fashion_mnist", split)

@@ -19,7 +19,8 @@ from pathlib import Path
 from ddnmf_tf.baselines import load_run_model
 from ddnmf_tf.checkpoints import load_config, load_settings
 from ddnmf_tf.cli import CLIParser, add_clusterers_flag, run_cli
-from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_arrays
+from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_examples
+from ddnmf_tf.preprocessing import load_preprocessing
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors, evaluate_representation
 from ddnmf_tf.figures import save_parts
 from ddnmf_tf.networks import DDNMF
@@ -30,14 +31,17 @@ def build_parser():
     parser = CLIParser(prog="python -m train.evaluate", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="run directory written by train.run or a baseline")
-    parser.add_argument("--dataset", choices=DATASETS, help="dataset to score on (default: the run's, from settings.json)")
+    parser.add_argument("--dataset", metavar="DATASET",
+                        help=f"examples to score: {', '.join(DATASETS)}, tfds:NAME[/CONFIG], a .npz/.npy file or a "
+                             "folder of IDX files or images (default: what the run scored, from settings.json)")
     parser.add_argument("--eval-split", "--split", dest="eval_split", choices=SPLITS,
                         help="split to score on (default: the run's eval split)")
     parser.add_argument("--source", choices=SOURCES, help="where the data comes from (default: the run's)")
     parser.add_argument("--data-dir", help="folder of IDX .gz files (default: the run's, from settings.json; "
                                            "else $DDNMF_DATA_DIR, else Debian's folder)")
     add_clusterers_flag(parser)
-    parser.add_argument("--clusters", type=int, help="number of clusters (default: the number of classes)")
+    parser.add_argument("--eval-limit", type=int, metavar="N", help="score a seeded sample of N examples")
+    parser.add_argument("--clusters", type=int, help="number of clusters (default: the run's)")
     parser.add_argument("--seed", type=int, help="seed of the clusterers (default: the run's seed)")
     parser.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
                         help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
@@ -52,7 +56,7 @@ def main(argv=None):
     config = load_config(args.run_dir)
     model = load_run_model(args.run_dir)
     recorded = load_settings(args.run_dir)
-    dataset = args.dataset or recorded.get("dataset")
+    dataset = args.dataset or recorded.get("eval_dataset") or recorded.get("dataset")
     if dataset is None:
         raise ValueError(f"{args.run_dir} records no dataset (no settings.json nor results.json): pass --dataset")
     split = args.eval_split or recorded.get("eval_split", "test")
@@ -60,26 +64,37 @@ def main(argv=None):
     same_data = args.dataset in (None, recorded.get("dataset"))
     data_dir = args.data_dir or (recorded.get("data_dir") if same_data else None)
     source = args.source or (recorded.get("source", "auto") if same_data else "auto")
-    images, labels = load_arrays(dataset, split, source=source, data_dir=data_dir, seed=config.seed)
-    features = encode(model, images)
-    metrics = evaluate_representation(features, labels, args.clusterers, n_clusters=args.clusters, seed=seed,
+    examples = load_examples(dataset, split, source=source, data_dir=data_dir, seed=config.seed,
+                             color_mode=recorded.get("color_mode"), image_size=recorded.get("image_size"))
+    examples = examples.sample(args.eval_limit, seed)
+    preprocessing = load_preprocessing(args.run_dir, config.input_dim)
+    if examples.values.shape[1] != config.input_dim:
+        raise ValueError(f"{examples.origin}: examples of {examples.values.shape[1]} features, the run's model takes "
+                         f"{config.input_dim}")
+    if not examples.labeled:
+        raise ValueError(f"{examples.origin} has no labels to score against: train.encode gives its clusters")
+    clusters = args.clusters or recorded.get("clusters")
+    features = encode(model, examples.values, preprocessing)
+    metrics = evaluate_representation(features, examples.labels, args.clusterers, n_clusters=clusters, seed=seed,
                                       umap_neighbors=args.umap_neighbors)
+    images = examples.values
+    labels = examples.labels
     report = {"run_dir": str(args.run_dir), "dataset": dataset, "split": split, "images": len(images),
               "representation_width": int(features.shape[1]), "seed": seed, "umap_neighbors": args.umap_neighbors,
-              "clusters": args.clusters or len(set(labels[labels >= 0].tolist())), "metrics": metrics}
+              "clusters": clusters or len(set(labels[labels >= 0].tolist())), "metrics": metrics}
     print(f"{dataset}/{split}: {len(images)} images, {report['clusters']} clusters, seed {seed}, run {args.run_dir}")
     for method, scores in metrics.items():
         print(f"{method:12s}" + "  ".join(f"{name.upper()} {value:.4f}" for name, value in scores.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.parts:
-        draw_parts(model, args.parts)
+        draw_parts(model, args.parts, preprocessing.shape)
 
 
-def draw_parts(model, path):
+def draw_parts(model, path, shape):
     if not isinstance(model, DDNMF):
         raise ValueError("--parts needs a DDNMF run: an autoencoder has no NMF parts")
-    save_parts(model.student, path)
+    save_parts(model.student, path, shape)
     print(f"parts figure: {path}")
 
 

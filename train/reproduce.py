@@ -202,7 +202,7 @@ def comparison_table(data, config, output_dir, log=print):
                                                                   seed))
               for title, model in (("DDNMF H", ddnmf), ("AE1 code", ae1))]
     figures.save_tsne(panels, output_dir / f"fig2_{data.name}.png")
-    figures.save_parts(ddnmf.student, output_dir / f"parts_{data.name}.png", f"DDNMF parts, {data.name}")
+    figures.save_parts(ddnmf.student, output_dir / f"parts_{data.name}.png", title=f"DDNMF parts, {data.name}")
     return rows
 
 

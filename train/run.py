@@ -15,7 +15,7 @@ import dataclasses
 import sys
 
 from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, DDNMFConfig
-from ddnmf_tf.data import DATASETS, SOURCES, SPLITS
+from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
 from ddnmf_tf.cli import CLIParser, add_clusterers_flag, comma_separated, run_cli
@@ -27,6 +27,14 @@ DEFAULTS = DDNMFConfig()
 parse_layers = comma_separated(int, "--layers", "whole numbers")  # '500,500,2000' -> (500, 500, 2000)
 
 
+def parse_image_size(text):
+    """'32x48' -> (32, 48): height and width."""
+    height, _, width = text.lower().partition("x")
+    if not (height.isdigit() and width.isdigit() and int(height) > 0 and int(width) > 0):
+        raise argparse.ArgumentTypeError(f"--image-size takes HEIGHTxWIDTH in pixels, e.g. 28x28, got {text!r}")
+    return int(height), int(width)
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults after each flag's help; the description as written."""
 
@@ -36,13 +44,26 @@ def build_parser():
     parser = CLIParser(prog="python -m train.run", description=__doc__, allow_abbrev=False,
                        formatter_class=_HelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default="fashion_mnist", help="dataset to train on")
+    data.add_argument("--dataset", default="fashion_mnist", metavar="DATASET",
+                      help=f"what to train on: {', '.join(DATASETS)}; tfds:NAME[/CONFIG] (any image dataset of "
+                           "the tfds catalog); a .npz (x, optional labels y) or .npy file (x, memory-mapped); a "
+                           "folder of IDX files, or of PNG/JPEG images (one subfolder per class, or flat: unlabeled)")
     data.add_argument("--source", choices=SOURCES, default="auto",
                       help="where the data comes from; auto: --data-dir if given, else prepared tfds data, "
                            "else IDX files in $DDNMF_DATA_DIR or Debian's folder, else a tfds download")
     data.add_argument("--data-dir", help="folder of the IDX files, .gz or not (else $DDNMF_DATA_DIR, else Debian's folder)")
     data.add_argument("--train-split", choices=SPLITS, default="train", help="split to train on")
     data.add_argument("--eval-split", choices=SPLITS, default="test", help="split to score on")
+    data.add_argument("--eval-dataset", metavar="DATASET",
+                      help="score on these examples (same forms as --dataset); default: the eval split of a "
+                           "dataset with splits, else the training examples themselves")
+    data.add_argument("--eval-limit", type=int, metavar="N", help="score a seeded sample of N examples")
+    data.add_argument("--clusters", type=int, metavar="K",
+                      help="clusters of the scores and of the centres served (default: the training labels' "
+                           "classes, else 10)")
+    data.add_argument("--color-mode", choices=COLOR_MODES, help="images: read as grayscale or rgb (default: as stored)")
+    data.add_argument("--image-size", type=parse_image_size, metavar="HxW",
+                      help="images: resize to HxW (needed when the images differ in size)")
 
     model = parser.add_argument_group("model (DDNMFConfig)")
     model.add_argument("--layers", dest="layer_sizes", type=parse_layers, default=DEFAULTS.layer_sizes,
@@ -130,7 +151,9 @@ def settings_from_args(args):
 
     return RunSettings(
         dataset=args.dataset, source=args.source, data_dir=args.data_dir,
-        train_split=args.train_split, eval_split=args.eval_split, run_dir=args.run_dir,
+        train_split=args.train_split, eval_split=args.eval_split, eval_dataset=args.eval_dataset,
+        eval_limit=args.eval_limit, clusters=args.clusters, color_mode=args.color_mode, image_size=args.image_size,
+        run_dir=args.run_dir,
         resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
         checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
         strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,

@@ -1,0 +1,136 @@
+"""How a run turns stored values into the model's inputs in [0, 1], recorded as `preprocessing.json`.
+
+Fitted on the training data (`Preprocessing.fit`), applied by every reader:
+the training pipeline, train.evaluate, train.encode and the exported SavedModel.
+
+    scaling "divide_255"  uint8 data: x / 255
+    scaling "none"        float (or boolean) data already in [0, 1]: used as it is
+    scaling "min_max"     any other finite numbers: (x - min) / (max - min) per feature, with the
+                          training data's min and max; a constant feature becomes 0; clipped to [0, 1]
+
+`shape` is one example's shape as stored ([28, 28], [32, 32, 3], [64]): images
+are drawn and served in it. Data with a "divide_255" or "none" scaling that
+reaches a reader as floats is taken to be in [0, 1] already (what the
+SavedModel's float signature expects); min-max scaling applies to any dtype.
+"""
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+PREPROCESSING_FILE = "preprocessing.json"
+SCALINGS = ("divide_255", "none", "min_max")
+CHUNK_ROWS = 65_536  # rows read at a time when fitting on memory-mapped data
+
+
+class PreprocessingError(ValueError):
+    """The data cannot be scaled: NaN or infinite values, or values that are not numbers."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """The scaling of a run's inputs and the shape of one example (see the module docstring)."""
+
+    scaling: str = "divide_255"
+    shape: Tuple[int, ...] = (28, 28)
+    minimum: Optional[Tuple[float, ...]] = None  # min_max only: per feature, training data
+    maximum: Optional[Tuple[float, ...]] = None
+
+    def __post_init__(self):
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {self.scaling!r}; choose one of {', '.join(SCALINGS)}")
+        object.__setattr__(self, "shape", tuple(int(size) for size in self.shape))
+        if (self.scaling == "min_max") != (self.minimum is not None and self.maximum is not None):
+            raise ValueError("min_max scaling needs a minimum and a maximum per feature, and only it has them")
+        for name in ("minimum", "maximum"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(float(value) for value in getattr(self, name)))
+                if len(getattr(self, name)) != self.input_dim:
+                    raise ValueError(f"{name} has {len(getattr(self, name))} values for {self.input_dim} features")
+
+    @property
+    def input_dim(self):
+        """Features per example: the product of `shape`."""
+        return math.prod(self.shape)
+
+    @property
+    def is_image(self):
+        """Whether examples are images ([height, width] or [height, width, channels]) stored as uint8."""
+        return self.scaling == "divide_255" and len(self.shape) in (2, 3)
+
+    @classmethod
+    def fit(cls, values, shape, origin="the data"):
+        """The preprocessing of `values` ([n, features], any numeric dtype, memory-mapped or not).
+
+        Reads memory-mapped data in chunks. PreprocessingError, naming `origin`,
+        for values that are not numbers or not finite.
+        """
+        kind = np.asarray(values[:0]).dtype.kind
+        if kind not in "biuf":
+            raise PreprocessingError(f"{origin}: values of type {values.dtype} are not numbers")
+        if values.dtype == np.uint8:
+            return cls("divide_255", shape)
+        low = np.full(values.shape[1], np.inf)
+        high = np.full(values.shape[1], -np.inf)
+        for start in range(0, len(values), CHUNK_ROWS):
+            chunk = np.asarray(values[start:start + CHUNK_ROWS], np.float64)
+            if not np.isfinite(chunk).all():
+                row = start + int(np.argwhere(~np.isfinite(chunk))[0][0])
+                raise PreprocessingError(f"{origin}: example {row} holds a NaN or infinite value")
+            low, high = np.minimum(low, chunk.min(axis=0)), np.maximum(high, chunk.max(axis=0))
+        if kind == "b" or (len(values) and low.min() >= 0 and high.max() <= 1):
+            return cls("none", shape)
+        return cls("min_max", shape, tuple(low), tuple(high))
+
+    def apply(self, rows):
+        """float32 [n, features] in [0, 1] of stored rows [n, features] (numpy)."""
+        if self.scaling == "min_max":
+            low = np.asarray(self.minimum, np.float32)
+            span = np.asarray(self.maximum, np.float32) - low
+            scale = np.divide(1, span, out=np.zeros_like(span), where=span > 0)
+            return np.clip((np.asarray(rows, np.float32) - low) * scale, 0, 1)
+        if self.scaling == "divide_255" and rows.dtype == np.uint8:
+            return rows.astype(np.float32) / 255.0
+        return np.asarray(rows, np.float32)
+
+    def apply_tf(self, rows):
+        """The same as `apply` for float32 rows, in TensorFlow ops (the SavedModel's float signature)."""
+        if self.scaling != "min_max":
+            return rows
+        low = np.asarray(self.minimum, np.float32)
+        span = np.asarray(self.maximum, np.float32) - low
+        scale = np.divide(1, span, out=np.zeros_like(span), where=span > 0)
+        return tf.clip_by_value((rows - tf.constant(low)) * tf.constant(scale), 0.0, 1.0)
+
+    def to_dict(self):
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values):
+        return cls(**values)
+
+
+def save_preprocessing(run_dir, preprocessing):
+    from ddnmf_tf.checkpoints import write_json
+
+    write_json(Path(run_dir) / PREPROCESSING_FILE, preprocessing.to_dict())
+
+
+def default_preprocessing(input_dim=784):
+    """uint8 data of `input_dim` features: square images when it is a square (28x28 for 784), else vectors."""
+    side = math.isqrt(input_dim)
+    return Preprocessing("divide_255", (side, side) if side * side == input_dim else (input_dim,))
+
+
+def load_preprocessing(run_dir, input_dim=784):
+    """The run's preprocessing; a run written before preprocessing.json existed: `default_preprocessing`."""
+    path = Path(run_dir) / PREPROCESSING_FILE
+    if path.is_file():
+        return Preprocessing.from_dict(json.loads(path.read_text()))
+    return default_preprocessing(input_dim)
