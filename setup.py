@@ -40,6 +40,7 @@ setup(
             "ddnmf-train=train.run:cli",
             "ddnmf-evaluate=train.evaluate:cli",
             "ddnmf-export=export.run:cli",
+            "ddnmf-encode=train.encode:cli",
         ],
     },
 )

@@ -357,7 +357,7 @@ def bench_pipeline(sizes):
     from ddnmf_tf.training import training_batches
 
     config = sizes.config_for(sizes.loop_batch, True)
-    images = tf.data.Dataset.from_tensor_slices(_random_images(sizes.pipeline_images, config.input_dim, 11))
+    images = _random_images(sizes.pipeline_images, config.input_dim, 11)
     load = load_average()
     runs = []
     for epoch in range(2):
@@ -430,22 +430,22 @@ def _warm_trainer(config, train_count):
     return trainer, compile_seconds
 
 
-def run_training_loop(trainer, config, images, eval_images, eval_labels, run_dir, loop_class=None):
-    """One epoch of the runner's loop (runner._TrainingLoop.train); returns (images/s, input wait s, seconds)."""
+def run_training_loop(trainer, config, settings, data, run_dir, loop_class=None):
+    """One epoch of the runner's loop (runner._TrainingLoop.train) on `data` (runner.RunData); returns
+    (images/s, input wait s, seconds)."""
     from ddnmf_tf import checkpoints, runner
 
     base = loop_class or runner._TrainingLoop
     waits = {"wait": 0.0, "batches": 0}
 
     class TimedLoop(base):
-        def batches(self, images, epoch, done_in_epoch):
-            return _TimedBatches(super().batches(images, epoch, done_in_epoch), waits)
+        def batches(self, data, epoch, done_in_epoch):
+            return _TimedBatches(super().batches(data, epoch, done_in_epoch), waits)
 
-    settings = runner.RunSettings(dataset="mnist", source="idx", quiet=True, run_dir=str(run_dir))
     training_clock = checkpoints.training_clock()
     loop = TimedLoop(trainer, config, settings, Path(run_dir), training_clock, lambda *args: None)
     with contextlib.redirect_stdout(io.StringIO()):
-        loop.train(images, eval_images, eval_labels)
+        loop.train(data)
     seconds = float(training_clock.seconds)
     return int(training_clock.images) / seconds, waits["wait"], seconds
 
@@ -466,20 +466,20 @@ def bare_steps(trainer, images, batch, noise_seed=0):
 
 
 def bench_loop(sizes, workdir):
-    from ddnmf_tf.data import load_arrays
+    from ddnmf_tf import runner
 
     folder = write_idx_folder(Path(workdir) / "idx", sizes.loop_images, max(200, sizes.loop_images // 60))
-    images, _ = load_arrays("mnist", "train", source="idx", data_dir=folder)
-    eval_images, eval_labels = load_arrays("mnist", "test", source="idx", data_dir=folder)
+    settings = runner.RunSettings(dataset="mnist", source="idx", data_dir=str(folder), quiet=True,
+                                  run_dir=str(Path(workdir) / "run"))
+    data = runner.load_run_data(settings, seed=0)
+    images = data.preprocessing.apply(data.train.values)
     config = sizes.config_for(sizes.loop_batch, True)
     config = DDNMFConfig(**{**config.to_dict(), "epochs": 1})
     trainer, compile_seconds = _warm_trainer(config, len(images))
     load = load_average()
     bare = bare_steps(trainer, images, config.batch_size)
     trainer.optimizer.iterations.assign(0)
-    loop_rate, wait, seconds = run_training_loop(
-        trainer, config, images, eval_images, eval_labels, Path(workdir) / "run"
-    )
+    loop_rate, wait, seconds = run_training_loop(trainer, config, settings, data, Path(workdir) / "run")
     bare_again = bare_steps(trainer, images, config.batch_size)
     bare_best = (bare + bare_again) / 2  # the loop ran between the two: their mean is the fair reference
     return {

@@ -82,7 +82,6 @@ __all__ = [
     "has_splits",
     "is_named",
     "load_examples",
-    "batch_pipeline",
     "dataset_info",
     "fingerprint",
     "identify",
@@ -114,7 +113,6 @@ DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 """Where Debian's ``dataset-fashion-mnist`` package puts the Fashion-MNIST IDX files."""
 
 IMAGE_SHAPE = (28, 28)
-NUM_PIXELS = math.prod(IMAGE_SHAPE)
 NUM_CLASSES = 10
 UNLABELED = -1
 
@@ -335,39 +333,6 @@ def has_splits(dataset) -> bool:
 def is_named(dataset) -> bool:
     """Whether ``dataset`` names a dataset with splits (a name of :data:`DATASETS` or ``tfds:NAME``)."""
     return isinstance(dataset, str) and (dataset in DATASETS or dataset.startswith(TFDS_PREFIX))
-
-
-def batch_pipeline(
-    dataset: tf.data.Dataset,
-    batch_size: int,
-    *,
-    shuffle_seed: int | None = None,
-    cache: bool = True,
-    drop_remainder: bool = False,
-) -> tf.data.Dataset:
-    """Cache, optionally shuffle, batch and prefetch a finite dataset.
-
-    Works for any element structure. With ``shuffle_seed`` the whole dataset
-    is shuffled once, in an order fixed by the seed (and by TensorFlow's
-    global seed, when one is set) and repeated at every iteration.
-    """
-    if cache:
-        dataset = dataset.cache()
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(
-            _finite_cardinality(dataset),
-            seed=shuffle_seed,
-            reshuffle_each_iteration=False,
-        )
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _finite_cardinality(dataset: tf.data.Dataset) -> int:
-    size = int(dataset.cardinality())
-    if size < 0:
-        raise ValueError("shuffling the whole dataset needs a finite, known cardinality")
-    return size
 
 
 def fingerprint(values: np.ndarray, labels: np.ndarray | None = None) -> str:

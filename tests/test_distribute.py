@@ -27,7 +27,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     from ddnmf_tf.training import DDNMFTrainer, training_batches
 
     config = DDNMFConfig(input_dim=64, layer_sizes=(32, 16), rank=4, batch_size=20, jit_compile=False)
-    images = tf.data.Dataset.from_tensor_slices(np.random.default_rng(0).random((100, 64)).astype("float32"))
+    images = np.random.default_rng(0).random((100, 64)).astype("float32")
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     one, two = DDNMFTrainer(config), DDNMFTrainer(config, strategy=strategy)
     batches = training_batches(images, config, epoch=0)
@@ -66,21 +66,36 @@ def _free_ports(count):
     return ports
 
 
-def test_two_workers_train_together_and_the_chiefs_checkpoint_loads(tmp_path):
-    data_dir = tmp_path / "idx"
-    data_dir.mkdir()
-    write_split(data_dir, "train", *random_split(120, seed=0))
-    write_split(data_dir, "t10k", *random_split(60, seed=1))
+def _data_flags(form, folder):
+    """train.run's data flags for 120 training images in one of the forms a user has."""
+    images, labels = random_split(120, seed=0)
+    if form == "idx":
+        folder.mkdir()
+        write_split(folder, "train", images, labels)
+        write_split(folder, "t10k", *random_split(60, seed=1))
+        return ["--dataset", "mnist", "--source", "idx", "--data-dir", str(folder)]
+    if form == "npy":
+        np.save(folder.with_suffix(".npy"), images)
+        return ["--dataset", str(folder.with_suffix(".npy"))]
+    from PIL import Image
+
+    for number, (image, label) in enumerate(zip(images, labels)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(label) / f"{number}.png")
+    return ["--dataset", str(folder)]
+
+
+@pytest.mark.parametrize("form", ["idx", "png"])
+def test_two_workers_train_together_and_the_chiefs_checkpoint_loads(tmp_path, form):
     run_dir = tmp_path / "run"
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    command = [sys.executable, "-m", "train.run", "--strategy", "multi_worker", "--dataset", "mnist",
-               "--source", "idx", "--data-dir", str(data_dir), "--layers", "16", "--rank", "3",
-               "--batch-size", "40", "--epochs", "1", "--no-jit", "--quiet", "--clusterers", "kmeans",
-               "--output-dir", str(run_dir)]
+    command = [sys.executable, "-m", "train.run", "--strategy", "multi_worker", *_data_flags(form, tmp_path / "data"),
+               "--layers", "16", "--rank", "3", "--batch-size", "40", "--epochs", "1", "--no-jit", "--quiet",
+               "--clusterers", "kmeans", "--run-dir", str(run_dir)]
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(config)}
+        env = {**os.environ, "TF_CONFIG": json.dumps(config), "DDNMF_CACHE_DIR": str(tmp_path / "cache")}
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, text=True))
     outputs = [process.communicate(timeout=300)[0] for process in processes]
@@ -93,6 +108,23 @@ def test_two_workers_train_together_and_the_chiefs_checkpoint_loads(tmp_path):
     model = load_model(run_dir)
     assert model(np.zeros((2, 784), np.float32)).shape == (2, 3)
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # the other worker wrote elsewhere
+
+
+@pytest.mark.parametrize("form", ["npy", "png"])
+def test_mirrored_and_resume_take_every_source(tmp_path, form, monkeypatch):
+    from ddnmf_tf.checkpoints import load_model
+    from train import run as train_run
+
+    monkeypatch.setenv("DDNMF_CACHE_DIR", str(tmp_path / "cache"))
+    flags = _data_flags(form, tmp_path / "data") + ["--strategy", "mirrored", "--layers", "16", "--rank", "3",
+                                                    "--batch-size", "40", "--no-jit", "--quiet", "--clusterers",
+                                                    "kmeans"]
+    train_run.main(flags + ["--epochs", "1", "--run-dir", str(tmp_path / "run")])
+    train_run.main(["--resume", "--run-dir", str(tmp_path / "run"), "--epochs", "2"])
+    train_run.main(flags + ["--epochs", "2", "--run-dir", str(tmp_path / "straight")])
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["steps"] == 6
+    for resumed, straight in zip(load_model(tmp_path / "run").weights, load_model(tmp_path / "straight").weights):
+        np.testing.assert_array_equal(resumed.numpy(), straight.numpy())
 
 
 def test_strategy_names_and_chief(monkeypatch):

@@ -225,3 +225,33 @@ def test_tfds_datasets_fail_fast_offline_with_a_hint(tmp_path, monkeypatch):
     assert time.monotonic() - started < 30
     with pytest.raises(DataError, match="^tfds:no_such_dataset_here: "):
         load_examples("tfds:no_such_dataset_here")
+
+
+def test_tfds_catalogue_datasets_train_through_the_cli(tmp_path, monkeypatch):
+    """tfds's own mock_data stands in for prepared data (no download here): the generic tfds reader and cache."""
+    import tensorflow_datasets as tfds
+
+    from ddnmf_tf import data
+
+    monkeypatch.setenv("DDNMF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "_tfds_prepared", lambda builder: True)
+    with tfds.testing.mock_data(num_examples=60):
+        results = _train("tfds:cifar10", tmp_path / "run", "--clusters", "4", epochs=1)
+        digits = load_examples("tfds:emnist/digits", "test", color_mode="rgb", image_size=(14, 14))
+    assert (results["train_examples"], results["eval_examples"], results["clusters"]) == (60, 60, 4)
+    preprocessing = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
+    assert (preprocessing["scaling"], preprocessing["shape"]) == ("divide_255", [32, 32, 3])
+    assert digits.shape == (14, 14, 3) and isinstance(digits.values, np.memmap)
+
+
+def test_pictures_take_the_datas_shape_and_colours_and_fig_2_more_than_10_classes(tmp_path):
+    from ddnmf_tf import figures, summaries
+
+    rgb = np.random.default_rng(0).random((5, 6 * 8 * 3)).astype(np.float32)
+    assert summaries.image_grid(rgb, 3, (6, 8, 3)).shape == (1, 12, 24, 3)
+    assert summaries.image_grid(rgb[:, :48], 2, (6, 8)).shape == (1, 18, 16, 1)
+    assert not summaries.is_drawable((64,)) and summaries.is_drawable((28, 28))
+    labels = np.arange(300) % 15
+    embedding = np.random.default_rng(1).random((300, 2))
+    figures.save_tsne([("fifteen classes", embedding, labels)], tmp_path / "fig2.png")
+    assert (tmp_path / "fig2.png").read_bytes()[:4] == b"\x89PNG"

@@ -28,6 +28,7 @@ CONSOLE_SCRIPTS = {
     "ddnmf-train": "train.run:cli",
     "ddnmf-evaluate": "train.evaluate:cli",
     "ddnmf-export": "export.run:cli",
+    "ddnmf-encode": "train.encode:cli",
 }
 
 # The word that names a stretch of development work; written in two halves so

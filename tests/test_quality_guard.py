@@ -16,7 +16,6 @@ about 15 s of it compiling umap-learn's numba code.
 """
 
 
-import tensorflow as tf
 
 from ddnmf_tf import DDNMFConfig
 from ddnmf_tf.data import load_arrays
@@ -32,9 +31,8 @@ def test_default_model_clusters_mnist_above_the_recorded_floor(mnist_dir):
     images, labels = images[:IMAGES], labels[:IMAGES]
     config = DDNMFConfig(epochs=EPOCHS)
     trainer = DDNMFTrainer(config)
-    dataset = tf.data.Dataset.from_tensor_slices(images)
     for epoch in range(EPOCHS):
-        for clean, noisy in training_batches(dataset, config, epoch):
+        for clean, noisy in training_batches(images, config, epoch):
             trainer.train_step(clean, noisy)
     scores = score(trainer.model, images, labels, config.seed)
     for clusterer, floor in ACC_FLOOR.items():

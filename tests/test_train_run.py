@@ -100,10 +100,13 @@ def test_an_eval_split_too_small_for_umap_fails_before_training(tmp_path, capsys
     images, _ = random_split(5, seed=1)
     write_split(data_dir, "t10k", images, np.arange(5, dtype=np.uint8))  # 5 classes, 5 images
     run_dir = tmp_path / "run"
-    code = train_run.run_cli(train_run.main, SMALL + ["--data-dir", str(data_dir), "--epochs", "1",
+    code = train_run.run_cli(train_run.main, SMALL + ["--data-dir", str(data_dir), "--epochs", "1", "--clusters", "5",
                                                       "--output-dir", str(run_dir)])
     assert code == 2
     assert "error: a UMAP embedding of width 5 needs at least 7 samples, got 5" in capsys.readouterr().err
+    code = train_run.run_cli(train_run.main, SMALL + ["--data-dir", str(data_dir), "--epochs", "1",
+                                                      "--output-dir", str(run_dir)])  # 10 training classes
+    assert (code, capsys.readouterr().err) == (2, "error: need at least n_clusters=10 samples, got 5\n")
     assert not list(run_dir.glob("checkpoints/*.index"))
 
 
@@ -121,7 +124,7 @@ def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):
         (["--layers", "500,-1"], "layer_sizes must be positive whole numbers"),
         (["--noise-level", "1.5"], "noise_level must be in [0, 1)"),
         (["--beta", "-1"], "loss weight beta must be a finite number >= 0"),
-        (["--dataset", "cifar"], "invalid choice: 'cifar'"),
+        (["--dataset", "cifar"], "unknown dataset 'cifar'; valid: mnist, binarized_mnist, fashion_mnist, tfds:NAME"),
         (["--lr-schedule", "linear"], "--lr-schedule: invalid choice: 'linear'"),
         (["--loss-reduction", "max"], "--loss-reduction: invalid choice: 'max'"),
         (["--batch-size", "many"], "invalid int value: 'many'"),

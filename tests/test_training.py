@@ -63,7 +63,7 @@ def test_the_sum_reduction_reaches_every_term(small_config):
 
 
 def _digits():
-    return tf.data.Dataset.from_tensor_slices(load_digits().data.astype(np.float32) / 16.0)
+    return load_digits().data.astype(np.float32) / 16.0
 
 
 def _train_digits(steps, jit_compile):
@@ -89,7 +89,7 @@ def test_200_steps_on_digits_halve_the_loss_and_repeat_exactly():
 
 
 def test_fresh_noise_changes_every_epoch_fixed_noise_does_not():
-    images = _digits().take(10)
+    images = _digits()[:10]
     for fixed in (False, True):
         config = DDNMFConfig(input_dim=64, layer_sizes=(8,), rank=2, batch_size=10, noise_level=0.3,
                              noise_fixed=fixed)
