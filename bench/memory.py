@@ -1,6 +1,6 @@
 """Training memory and speed on data larger than memory: a memory-mapped .npy against in-memory arrays.
 
-    python -m bench.memory [--data-dir DIR] [--repeat 10] [--workdir W] [--json PATH]
+    python -m bench.memory [--data-dir DIR] [--repeat 10] [--rounds 2] [--workdir W] [--json PATH]
 
 Writes Fashion-MNIST's 60k training images (uint8, from DIR or the data
 layer's default) as `fashion60k.npy` and, repeated `--repeat` times,
@@ -15,6 +15,8 @@ and reports each process's anonymous memory (RssAnon of /proc/self/status:
 the heap, not the page cache that memory-mapped reads use) before the data
 is opened and at its peak during the epoch, and the steady images/s (the
 epoch's steps after the first 50, which include tracing and compiling).
+The two 60k cases run `--rounds` times, alternating, so that a shared
+machine's changing speed hits both alike; each keeps its fastest round.
 docs/performance.md has the table.
 """
 
@@ -89,6 +91,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="folder of Fashion-MNIST's IDX files (default: the data layer's)")
     parser.add_argument("--repeat", type=int, default=10, help="copies of the 60k images in the large file")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of the two 60k cases")
     parser.add_argument("--workdir", help="where the .npy files go (default: a temporary folder, deleted)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", nargs=2, metavar=("NPY", "IN_MEMORY"), help=argparse.SUPPRESS)
@@ -99,13 +102,20 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as temporary:
         workdir = Path(args.workdir or temporary)
         workdir.mkdir(parents=True, exist_ok=True)
+        cases = write_inputs(workdir, args.data_dir, args.repeat)
+        small = [name for name in cases if name.endswith("_60k")]
+        schedule = small * args.rounds + [name for name in cases if name not in small]
         results = {}
-        for name, (path, in_memory) in write_inputs(workdir, args.data_dir, args.repeat).items():
+        for name in schedule:
+            path, in_memory = cases[name]
             completed = subprocess.run([sys.executable, "-m", "bench.memory", "--worker", str(path),
                                         "1" if in_memory else "0"], cwd=ROOT, capture_output=True, text=True,
                                        check=True)
-            results[name] = json.loads(completed.stdout.strip().splitlines()[-1])
-            print(name, results[name], flush=True)
+            result = json.loads(completed.stdout.strip().splitlines()[-1])
+            print(name, result, flush=True)
+            best = results.get(name)
+            if best is None or result["steady_images_per_second"] > best["steady_images_per_second"]:
+                results[name] = result
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

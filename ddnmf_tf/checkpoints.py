@@ -11,6 +11,7 @@ Layout of a run directory (also the TensorBoard logdir):
     preprocessing.json     how stored values become inputs in [0, 1], and one example's shape
     cluster_centers.npy    K-means centres fitted on the training split's H (for serving)
     assignments.npy        the cluster of every training example (its nearest centre), int64
+    cluster_labels.npy     labeled training data only: the label of each cluster (Hungarian matching), int64
     results.json           what `train.run` measured (written at the end)
     autoencoder.json       only in a baseline autoencoder's run (`ddnmf_tf.baselines`): {"kind": "ae1"}
     events.out.tfevents.*  TensorBoard summaries
@@ -38,6 +39,7 @@ SETTINGS_FILE = "settings.json"
 CHECKPOINT_DIR = "checkpoints"
 CLUSTER_CENTERS_FILE = "cluster_centers.npy"
 ASSIGNMENTS_FILE = "assignments.npy"
+CLUSTER_LABELS_FILE = "cluster_labels.npy"
 RESULTS_FILE = "results.json"
 AUTOENCODER_FILE = "autoencoder.json"
 
@@ -278,18 +280,23 @@ def load_model(run_dir, log=print):
 
 
 def save_cluster_centers(run_dir, centers):
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(centers, np.float32))
-    write_atomic(Path(run_dir) / CLUSTER_CENTERS_FILE, buffer.getvalue())
+    save_array(run_dir, CLUSTER_CENTERS_FILE, np.asarray(centers, np.float32))
 
 
-def save_assignments(run_dir, clusters):
+def save_array(run_dir, name, array):
+    """Save a numpy array as `run_dir/name` (.npy), atomically."""
     buffer = io.BytesIO()
-    np.save(buffer, np.asarray(clusters, np.int64))
-    write_atomic(Path(run_dir) / ASSIGNMENTS_FILE, buffer.getvalue())
+    np.save(buffer, array)
+    write_atomic(Path(run_dir) / name, buffer.getvalue())
 
 
 def load_cluster_centers(run_dir):
     """K-means centres saved with the run, or None when it has none."""
     path = Path(run_dir) / CLUSTER_CENTERS_FILE
+    return np.load(path) if path.is_file() else None
+
+
+def load_cluster_labels(run_dir):
+    """The label of each cluster, or None when the run's training data had no labels."""
+    path = Path(run_dir) / CLUSTER_LABELS_FILE
     return np.load(path) if path.is_file() else None

@@ -100,6 +100,20 @@ def clustering_accuracy(y_true, y_pred):
     return float(counts[class_rows, cluster_cols].sum() / len(y_true))
 
 
+def cluster_to_label(y_true, y_pred, n_clusters):
+    """The label of each of `n_clusters` clusters, int64 [n_clusters]: the Hungarian matching that ACC uses,
+    and, for a cluster left unmatched (more clusters than classes), the most frequent label among its members
+    (-1 for an empty one)."""
+    y_true, y_pred = _check_label_pair(y_true, y_pred)
+    classes, class_index = np.unique(y_true, return_inverse=True)
+    counts = np.zeros((len(classes), n_clusters), np.int64)
+    np.add.at(counts, (class_index, y_pred), 1)
+    labels = np.where(counts.sum(axis=0) > 0, classes[counts.argmax(axis=0)], -1)
+    class_rows, cluster_cols = linear_sum_assignment(counts, maximize=True)
+    labels[cluster_cols] = classes[class_rows]
+    return labels.astype(np.int64)
+
+
 def normalized_mutual_info(y_true, y_pred):
     """NMI with sklearn's default arithmetic-mean normalisation."""
     y_true, y_pred = _check_label_pair(y_true, y_pred)

@@ -16,8 +16,13 @@ Signatures (docs/serving.md has the tables and request examples):
                      with or without its channel axis)
 
 Both return `representation` (H, float32 [batch, rank]) and, when cluster
-centres are given, `cluster` (int64 [batch], the nearest centre) and
-`cluster_distances` (float32 [batch, k], SQUARED Euclidean distances).
+centres are given, `cluster` (int64 [batch], the nearest centre),
+`cluster_distances` (float32 [batch, k], SQUARED Euclidean distances) and
+`cluster_probabilities` (float32 [batch, k], Student's t soft assignment
+as DEC's: q_j proportional to 1 / (1 + distance_j), summing to 1, largest at
+`cluster`); when the run's training data had labels, also `label` (int64
+[batch], the label of the cluster, by the Hungarian matching on the
+training split).
 Inputs are declared without a shape and checked in the graph, so that a
 wrong shape is an InvalidArgumentError naming the expected shape, in Python
 and from TF Serving alike.
@@ -38,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf.checkpoints import load_cluster_centers, load_model
+from ddnmf_tf.checkpoints import load_cluster_centers, load_cluster_labels, load_model
 from ddnmf_tf.preprocessing import PREPROCESSING_FILE, default_preprocessing, load_preprocessing
 
 CONFIG_ASSET = "ddnmf_config.json"
@@ -58,21 +63,28 @@ def export_run(run_dir, export_dir, version=None, overwrite=False):
     any); returns the version dir."""
     model = load_model(run_dir)
     return export_model(model, export_dir, load_cluster_centers(run_dir), version, overwrite,
-                        load_preprocessing(run_dir, model.config.input_dim))
+                        load_preprocessing(run_dir, model.config.input_dim), load_cluster_labels(run_dir))
 
 
-def export_model(model, export_dir, cluster_centers=None, version=None, overwrite=False, preprocessing=None):
+def export_model(model, export_dir, cluster_centers=None, version=None, overwrite=False, preprocessing=None,
+                 cluster_labels=None):
     """Export a built DDNMF model as `<export_dir>/<version>/`; returns that directory.
 
     `version` defaults to one more than the highest numeric version present (1
     when none). An existing version is an ExportError unless `overwrite`.
     `preprocessing` (default: 28x28 images, or vectors, stored as uint8) sets
-    the signatures' scaling and the uint8 signature's image shape.
+    the signatures' scaling and the uint8 signature's image shape;
+    `cluster_labels` (int [k], with centres only) adds the `label` output.
     """
     if not model.built:
         raise ExportError("the model is not built: train it or restore a checkpoint before exporting")
     centers = _checked_centers(cluster_centers, model.config.rank)
     preprocessing = preprocessing or default_preprocessing(model.config.input_dim)
+    if cluster_labels is not None:
+        cluster_labels = np.asarray(cluster_labels, np.int64)
+        if centers is None or cluster_labels.shape != (len(centers),):
+            raise ExportError(f"cluster labels must have one label per cluster centre, got shape "
+                              f"{list(cluster_labels.shape)}" + ("" if centers is not None else " and no centres"))
     if preprocessing.input_dim != model.config.input_dim:
         raise ExportError(f"preprocessing for {preprocessing.input_dim} features, the model takes "
                           f"{model.config.input_dim}")
@@ -87,7 +99,7 @@ def export_model(model, export_dir, cluster_centers=None, version=None, overwrit
     staging = _scratch_path(export_dir, f"new-{version}")
     staging.mkdir()
     try:
-        _write_saved_model(model, staging, centers, preprocessing)
+        _write_saved_model(model, staging, centers, preprocessing, cluster_labels)
         _write_config_asset(model.config, preprocessing, staging)
         _move_into_place(staging, version_dir)
     finally:
@@ -104,18 +116,18 @@ def next_version(export_dir):
     return max((int(path.name) for path in export_dir.iterdir() if _is_version_dir(path)), default=0) + 1
 
 
-def _write_saved_model(model, path, cluster_centers, preprocessing):
+def _write_saved_model(model, path, cluster_centers, preprocessing, cluster_labels):
     """Write the serving signatures of `model` as a SavedModel at `path`."""
     # Keras's ExportArchive rather than tf.saved_model.save of a tf.Module holding the model: it saves the
     # tf.Variables the signatures read. Saving the Keras model itself adds copies of its variables that the
     # checkpoint restores instead, which TF Serving's loader then leaves uninitialized (FailedPrecondition).
     archive = keras.export.ExportArchive()
-    for name, serve, input_spec in _serving_functions(model, cluster_centers, preprocessing):
+    for name, serve, input_spec in _serving_functions(model, cluster_centers, preprocessing, cluster_labels):
         archive.add_endpoint(name, serve, input_signature=[input_spec])
     archive.write_out(str(path), verbose=False)
 
 
-def _serving_functions(model, cluster_centers, preprocessing):
+def _serving_functions(model, cluster_centers, preprocessing, cluster_labels=None):
     """(signature name, function, input spec) of every signature the export serves."""
     width = model.config.input_dim
 
@@ -123,7 +135,10 @@ def _serving_functions(model, cluster_centers, preprocessing):
         representation = model.student.representation(rows)
         if cluster_centers is None:
             return {"representation": representation}
-        return {"representation": representation, **_nearest_center(representation, cluster_centers)}
+        clusters = _nearest_center(representation, cluster_centers)
+        if cluster_labels is not None:
+            clusters["label"] = tf.gather(tf.constant(cluster_labels), clusters["cluster"])
+        return {"representation": representation, **clusters}
 
     def serve_floats(images):
         return outputs(preprocessing.apply_tf(_checked_rows(images, width)))
@@ -160,7 +175,9 @@ def _nearest_center(representation, cluster_centers):
     """The index of the nearest centre and the squared Euclidean distances to every centre."""
     offsets = representation[:, tf.newaxis, :] - tf.constant(cluster_centers)[tf.newaxis, :, :]
     distances = tf.reduce_sum(tf.square(offsets), axis=-1)
-    return {"cluster": tf.argmin(distances, axis=1, output_type=tf.int64), "cluster_distances": distances}
+    kernel = 1.0 / (1.0 + distances)  # Student's t with one degree of freedom, as DEC's soft assignment
+    return {"cluster": tf.argmin(distances, axis=1, output_type=tf.int64), "cluster_distances": distances,
+            "cluster_probabilities": kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)}
 
 
 def _checked_centers(cluster_centers, rank):

@@ -214,6 +214,8 @@ def run(config, settings, trainer=None, log=print):
     function; the chief writes into the run directory, the others into a
     temporary directory deleted at the end (TensorFlow's convention).
     """
+    # Before any TensorFlow op runs (reading images runs some): MultiWorkerMirroredStrategy must be made first.
+    strategy = make_strategy(settings.strategy) if trainer is None else None
     if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
     run_dir = Path(settings.run_dir or default_run_dir(settings.dataset))
@@ -226,7 +228,7 @@ def run(config, settings, trainer=None, log=print):
     data = load_run_data(settings, config.seed)
     if trainer is None:
         config = dataclasses.replace(config, input_dim=data.preprocessing.input_dim)
-        trainer = DDNMFTrainer(config, strategy=make_strategy(settings.strategy))
+        trainer = DDNMFTrainer(config, strategy=strategy)
     elif data.preprocessing.input_dim != config.input_dim:
         raise ValueError(f"{data.train.origin}: examples of {data.preprocessing.input_dim} features, the model's "
                          f"input_dim is {config.input_dim}")
@@ -266,7 +268,10 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     train_features = encode(trainer.model, data.train.values, data.preprocessing)
     kmeans = evaluation.fit_kmeans(train_features, data.clusters, config.seed)
     checkpoints.save_cluster_centers(own_dir, kmeans.cluster_centers_)
-    checkpoints.save_assignments(own_dir, kmeans.labels_)
+    checkpoints.save_array(own_dir, checkpoints.ASSIGNMENTS_FILE, kmeans.labels_.astype(np.int64))
+    if data.train.labeled:
+        checkpoints.save_array(own_dir, checkpoints.CLUSTER_LABELS_FILE,
+                               evaluation.cluster_to_label(data.train.labels, kmeans.labels_, data.clusters))
     results = {
         "dataset": settings.dataset,
         "train_split": settings.train_split,

@@ -23,7 +23,8 @@ def training_batches(values, config, epoch, preprocessing=None):
     [0, 1] (default: float32 values used as they are). The epoch's order is a
     seeded shuffle of the example numbers; each batch gathers its rows, so
     only a batch of a memory-mapped array is ever read into memory, and the
-    batches are bitwise those of the same array in memory.
+    batches are bitwise those of the same array in memory. The order is a
+    permutation drawn by NumPy's generator from (config.seed, epoch).
 
     Order and noise depend only on (config.seed, epoch): fresh noise is drawn
     per batch from (seed, global batch number); with `noise_fixed` each image
@@ -44,9 +45,10 @@ def training_batches(values, config, epoch, preprocessing=None):
         return corrupt(clean, config.noise_type, config.noise_level, seed, config.noise_rescale)
 
     seed = tf.constant(config.seed, tf.int64)
-    order = tf.data.Dataset.range(count).shuffle(
-        count, seed=derive_seed(config.seed, SHUFFLE_STREAM, epoch), reshuffle_each_iteration=False)
-    batches = order.batch(config.batch_size).map(clean_rows)
+    # One array of example numbers, not a tf.data shuffle buffer of n scalar tensors: its memory stays 8 bytes
+    # an example, so an epoch of a memory-mapped array larger than memory costs no more than a small one.
+    order = np.random.default_rng(derive_seed(config.seed, SHUFFLE_STREAM, epoch)).permutation(count)
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size).map(clean_rows)
     if config.noise_fixed:
         def noisy_each(clean, numbers):  # each image's own noise, drawn from (seed, image number)
             return clean, tf.map_fn(lambda pair: noisy(pair[0], tf.stack([seed, pair[1]])), (clean, numbers),

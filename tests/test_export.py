@@ -104,6 +104,11 @@ def test_a_process_without_ddnmf_tf_serves_h_and_the_nearest_centre(version_dir,
     np.testing.assert_allclose(served["cluster_distances"], distances, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(served["cluster"], distances.argmin(1))
     assert served["cluster"].dtype == np.int64
+    # DEC's Student's t soft assignment on the same centres: sums to 1, largest at the nearest centre.
+    kernel = 1 / (1 + distances)
+    np.testing.assert_allclose(served["cluster_probabilities"], kernel / kernel.sum(1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(served["cluster_probabilities"].sum(1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(served["cluster_probabilities"].argmax(1), served["cluster"])
 
 
 @pytest.mark.parametrize(("signature_name", "images"), [("serving_default", FLOAT_IMAGES),
@@ -111,7 +116,7 @@ def test_a_process_without_ddnmf_tf_serves_h_and_the_nearest_centre(version_dir,
 def test_tf_serving_style_loading_gives_the_same_outputs(version_dir, signatures, signature_name, images):
     served = _serve_like_tf_serving(version_dir, signature_name, images)
     loaded = signatures[signature_name](images=images)
-    assert served.keys() == {"representation", "cluster", "cluster_distances"}
+    assert served.keys() == {"representation", "cluster", "cluster_distances", "cluster_probabilities"}
     for name, value in served.items():
         np.testing.assert_array_equal(value, loaded[name].numpy(), err_msg=name)
 
@@ -166,7 +171,7 @@ def test_a_tensor_of_another_dtype_is_refused_by_the_signature(signatures):
 def test_an_empty_batch_gives_empty_outputs(signatures, signature_name, images):
     served = signatures[signature_name](images=images)
     assert {name: tuple(value.shape) for name, value in served.items()} == {
-        "representation": (0, 3), "cluster": (0,), "cluster_distances": (0, 4)
+        "representation": (0, 3), "cluster": (0,), "cluster_distances": (0, 4), "cluster_probabilities": (0, 4)
     }
 
 

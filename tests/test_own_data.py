@@ -139,6 +139,12 @@ def test_encode_new_data_from_a_run_and_from_its_saved_model(forms, mnist, tmp_p
     served = np.load(outputs["model", ".npz"])
     np.testing.assert_allclose(served["representation"], encoded["representation"], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(served["cluster"], encoded["cluster"])
+    # The run's clusters carry the training labels (Hungarian matching), and the SavedModel serves them.
+    cluster_labels = np.load(run_dir / "cluster_labels.npy")
+    model = tf.saved_model.load(str(tmp_path / "models" / "1"))
+    answer = model.signatures["serving_default"](images=tf.constant(mnist[0][:50].reshape(50, -1) / 255, tf.float32))
+    np.testing.assert_array_equal(answer["label"].numpy(), cluster_labels[answer["cluster"].numpy()])
+    assert sorted(cluster_labels.tolist()) == list(range(10))
     table = np.load(outputs["run", ".npy"])
     np.testing.assert_array_equal(table["cluster"], encoded["cluster"])
     with open(outputs["model", ".csv"], newline="") as stream:
