@@ -17,7 +17,7 @@ def test_quick_bench_writes_every_section_with_positive_numbers(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--json", str(out)],
-        cwd=ROOT, check=True, timeout=120, capture_output=True, text=True,
+        cwd=ROOT, check=True, timeout=300, capture_output=True, text=True,
     )
     results = json.loads(out.read_text())
 
