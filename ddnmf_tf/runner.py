@@ -234,12 +234,10 @@ def run(config, settings, trainer=None, log=print):
                          f"input_dim is {config.input_dim}")
     if data.eval.labeled:  # fail now, not after training
         evaluation.check_clusterable(len(data.eval), data.clusters, settings.clusterers)
-    record = {
-        **settings.to_record(),
-        "fingerprints": {"train": fingerprint(data.train.values, data.train.labels),
-                         "eval": fingerprint(data.eval.values, data.eval.labels)},
-        "clusters": data.clusters,
-    }
+    train_fingerprint = fingerprint(data.train.values, data.train.labels)
+    eval_fingerprint = train_fingerprint if data.eval is data.train else fingerprint(data.eval.values, data.eval.labels)
+    record = {**settings.to_record(), "fingerprints": {"train": train_fingerprint, "eval": eval_fingerprint},
+              "clusters": data.clusters}
     if settings.resume:
         checkpoints.check_same_data(run_dir, {"train": record["fingerprints"]["train"]})
     with RunLock(run_dir, settings.break_lock, log) if chief else contextlib.nullcontext():

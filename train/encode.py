@@ -13,6 +13,7 @@ OUT is `.npz` (both arrays), `.npy` (a structured array with both fields) or
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -111,10 +112,9 @@ def _check_width(examples, input_dim, model):
 
 def write_output(path, representation, clusters):
     """Write the encodings as .npz, .npy or .csv, atomically."""
+    buffer = io.BytesIO()
     if path.suffix == ".npz":
-        arrays = {"representation": representation, **({"cluster": clusters} if clusters is not None else {})}
-        with _atomic_stream(path) as stream:
-            np.savez(stream, **arrays)
+        np.savez(buffer, representation=representation, **({"cluster": clusters} if clusters is not None else {}))
     elif path.suffix == ".npy":
         fields = [("representation", np.float32, (representation.shape[1],))]
         fields += [("cluster", np.int64)] if clusters is not None else []
@@ -122,35 +122,16 @@ def write_output(path, representation, clusters):
         table["representation"] = representation
         if clusters is not None:
             table["cluster"] = clusters
-        with _atomic_stream(path) as stream:
-            np.save(stream, table)
+        np.save(buffer, table)
     else:
-        import io
-
-        text = io.StringIO()
+        text = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
         writer = csv.writer(text)
-        width = representation.shape[1]
-        writer.writerow((["cluster"] if clusters is not None else []) + [f"h_{unit}" for unit in range(width)])
+        writer.writerow((["cluster"] if clusters is not None else [])
+                        + [f"h_{unit}" for unit in range(representation.shape[1])])
         for number, row in enumerate(representation):
             writer.writerow(([int(clusters[number])] if clusters is not None else []) + [f"{value:.7g}" for value in row])
-        write_atomic(path, text.getvalue())
-
-
-class _atomic_stream:
-    """A bytes buffer written to `path` atomically on success."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        import io
-
-        self.buffer = io.BytesIO()
-        return self.buffer
-
-    def __exit__(self, kind, *rest):
-        if kind is None:
-            write_atomic(self.path, self.buffer.getvalue())
+        text.flush()
+    write_atomic(path, buffer.getvalue())
 
 
 def main(argv=None):
