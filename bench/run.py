@@ -15,6 +15,9 @@ Sections (all by default; docs/performance.md has the results and the method):
     loop      the runner's real loop (runner._TrainingLoop.train, one epoch of synthetic
               IDX data) vs the bare train_step, and the input wait inside that loop
     serving   an exported SavedModel's serving_default: batch-1 latency, big-batch throughput
+    head      the clustering head: DDNMF steps against head steps (interleaved rounds), one
+              refresh of its target P and its K-means start, and what share of the DDNMF
+              training time the head phase of the documented runs costs
     profile   a TF profiler trace of a few training steps, summarised by op
 
 `step`, `kerasfit` and `matmul` are measured together, interleaved round by round
@@ -49,7 +52,10 @@ import tensorflow as tf  # noqa: E402
 from ddnmf_tf.config import DDNMFConfig  # noqa: E402
 from ddnmf_tf.networks import decoder_sizes  # noqa: E402
 
-SECTIONS = ("step", "kerasfit", "matmul", "pipeline", "loop", "serving", "profile")
+SECTIONS = ("step", "kerasfit", "matmul", "pipeline", "loop", "serving", "head", "profile")
+# (name, training examples, DDNMF epochs, head epochs) of the head phases docs/results.md measures.
+HEAD_RUNS = (("mnist_10k", 10_000, 100, 15), ("fashion_mnist_60k", 60_000, 100, 15),
+             ("fashion_mnist_60k_10_epochs", 60_000, 10, 1))
 TARGETS = {
     "step_vs_keras_fit": 1.5,
     "flop_rate_vs_matmul_peak": 0.8,
@@ -129,6 +135,7 @@ class Sizes:
             self.loop_images, self.loop_batch = 1024, 64
             self.serving_calls, self.serving_big_batch, self.serving_big_repeats = 30, 256, 3
             self.profile_steps = 3
+            self.head_images, self.head_steps = 1024, 3
         else:
             self.config = DDNMFConfig()
             self.batches = (128, 256, 1024)
@@ -141,6 +148,7 @@ class Sizes:
             self.loop_images, self.loop_batch = 60_000, 128
             self.serving_calls, self.serving_big_batch, self.serving_big_repeats = 2000, 1024, 20
             self.profile_steps = 20
+            self.head_images, self.head_steps = 10_000, 40
 
     def config_for(self, batch, jit):
         return DDNMFConfig(**{**self.config.to_dict(), "batch_size": batch, "jit_compile": jit})
@@ -544,6 +552,63 @@ def bench_serving(sizes, workdir):
 # ---------------------------------------------------------------- profile
 
 
+def bench_head(sizes):
+    """The clustering head's cost, measured in interleaved rounds (best kept) at batch 128."""
+    from ddnmf_tf.head import initial_centers, soft_assignments, target_distribution
+    from ddnmf_tf.runner import encode
+    from ddnmf_tf.training import DDNMFTrainer
+
+    config = DDNMFConfig(**{**sizes.config.to_dict(), "batch_size": 128, "head_epochs": 1})
+    trainer = DDNMFTrainer(config)
+    trainer.build_head(10, sizes.head_images)
+    images = _random_images(sizes.head_images, config.input_dim, 0)
+    pairs = _batches(128, config.input_dim, count=sizes.head_steps)
+    numbers = tf.range(128, dtype=tf.int64)
+
+    def ddnmf_steps():
+        for clean, noisy in pairs:
+            terms = trainer.train_step(clean, noisy)
+        terms["total"].numpy()
+
+    def head_steps():
+        for clean, noisy in pairs:
+            terms = trainer.head_step(clean, noisy, numbers)
+        terms["total"].numpy()
+
+    def refresh():
+        target_distribution(soft_assignments(encode(trainer.model, images), trainer.head.centers.numpy()))
+
+    features = encode(trainer.model, images)
+    best = {}
+    for _ in range(sizes.rounds + 1):  # the first round compiles and warms up, and is dropped
+        for name, work in (("ddnmf", ddnmf_steps), ("head", head_steps), ("refresh", refresh),
+                           ("kmeans_start", lambda: initial_centers(features, 10, "kmeans", 0, 100)),
+                           ("umap_gmm_start", lambda: initial_centers(features, 10, "umap_gmm", 0, 100))):
+            started = time.perf_counter()
+            work()
+            best.setdefault(name, []).append(time.perf_counter() - started)
+    seconds = {name: min(times[1:]) for name, times in best.items()}
+    steps_images = sizes.head_steps * 128
+    ddnmf_rate, head_rate = steps_images / seconds["ddnmf"], steps_images / seconds["head"]
+    refresh_per_image = seconds["refresh"] / sizes.head_images
+    runs = {}
+    for name, examples, epochs, head_epochs in HEAD_RUNS:
+        refreshes = math.ceil(head_epochs * math.ceil(examples / 128) / config.head_update_every)
+        ddnmf_seconds = epochs * examples / ddnmf_rate
+        head_seconds = head_epochs * examples / head_rate + refreshes * examples * refresh_per_image
+        runs[name] = {"ddnmf_seconds": round(ddnmf_seconds, 1), "refreshes": refreshes}
+        for start in ("kmeans", "umap_gmm"):  # both starts scale about linearly with the examples
+            total = head_seconds + seconds[f"{start}_start"] * examples / sizes.head_images
+            runs[name][f"head_seconds_{start}"] = round(total, 1)
+            runs[name][f"head_share_{start}"] = round(total / ddnmf_seconds, 3)
+    return {"ddnmf_images_per_s": round(ddnmf_rate, 1), "head_images_per_s": round(head_rate, 1),
+            "head_step_cost": round(ddnmf_rate / head_rate, 3),
+            "refresh_seconds_per_10k": round(refresh_per_image * 10_000, 3),
+            "kmeans_start_seconds": round(seconds["kmeans_start"], 3),
+            "umap_gmm_start_seconds": round(seconds["umap_gmm_start"], 3), "examples": sizes.head_images,
+            "runs": runs, "load": load_average()}
+
+
 def _category(name):
     """Coarse kind of a trace event: XLA dots, XLA fusions, the caller's wait, the XLA runtime, other."""
     if name == "BlockUntilReady":
@@ -687,6 +752,16 @@ def print_table(results):
         s = results["serving"]
         out.append(f"serving: batch-1 p50 {s['batch1_p50_ms']} ms p99 {s['batch1_p99_ms']} ms; "
                    f"batch-{s['big_batch']} {s['big_batch_images_per_s']} img/s (load {s['load']})")
+    if "head" in results:
+        h = results["head"]
+        out.append(f"head: DDNMF step {h['ddnmf_images_per_s']} img/s, head step {h['head_images_per_s']} img/s "
+                   f"(x{h['head_step_cost']}), refresh of P {h['refresh_seconds_per_10k']} s per 10k examples, "
+                   f"start on {h['examples']} examples: K-means {h['kmeans_start_seconds']} s, UMAP+GMM "
+                   f"{h['umap_gmm_start_seconds']} s (load {h['load']})")
+        for name, run in h["runs"].items():
+            out.append(f"  {name}: head phase {run['head_seconds_kmeans']} s ({100 * run['head_share_kmeans']:.1f} %) "
+                       f"from K-means, {run['head_seconds_umap_gmm']} s ({100 * run['head_share_umap_gmm']:.1f} %) "
+                       f"from UMAP+GMM, of DDNMF's {run['ddnmf_seconds']} s")
     if "profile" in results and "top_self_time" in results["profile"]:
         out.append(f"profile, self time by kind: {results['profile']['self_time_by_category_pct']}")
         out.append("profile, top self time:")
@@ -750,6 +825,8 @@ def main(argv=None):
             results["loop"] = timed("loop", bench_loop, sizes, workdir)
         if "serving" in sections:
             results["serving"] = timed("serving", bench_serving, sizes, workdir)
+        if "head" in sections:
+            results["head"] = timed("head", bench_head, sizes)
         if "profile" in sections:
             logdir = Path(args.profile_dir) if args.profile_dir else Path(workdir) / "profile"
             results["profile"] = timed("profile", bench_profile, sizes, logdir)

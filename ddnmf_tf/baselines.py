@@ -53,10 +53,6 @@ class Autoencoder(keras.Model):
     def call(self, x):
         return self.network.encode(x)
 
-    def reconstruct(self, x):
-        """The decoder's image of the code of x."""
-        return self.network(x)[-1]
-
     def get_config(self):
         network = self.network
         return {**super().get_config(), "input_dim": network.input_dim, "layer_sizes": list(network.layer_sizes),
@@ -67,7 +63,7 @@ class AutoencoderTrainer(DDNMFTrainer):
     """DDNMF's trainer with one loss: the autoencoder's reconstruction of the clean image from the noisy one."""
 
     def compute_losses(self, clean, noisy, global_batch_size=None):
-        reconstruction = losses.reconstruction_loss(clean, self.model.reconstruct(noisy), global_batch_size)
+        reconstruction = losses.reconstruction_loss(clean, self.model.network(noisy)[-1], global_batch_size)
         return {"rec": reconstruction, "total": reconstruction}
 
 

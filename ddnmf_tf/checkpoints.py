@@ -7,9 +7,10 @@ Layout of a run directory (also the TensorBoard logdir):
                            scoring, cadences, strategy and export folder (written at the start)
     run.lock               while a process trains the run: its pid and host (ddnmf_tf.runlock)
     checkpoints/           tf.train.CheckpointManager files (both networks, optimizer with its step,
-                           training seconds and images so far)
+                           training seconds and images so far; with a clustering head, also its
+                           centres, optimizer, self-training targets P and their last clusters)
     preprocessing.json     how stored values become inputs in [0, 1], and one example's shape
-    cluster_centers.npy    K-means centres fitted on the training split's H (for serving)
+    cluster_centers.npy    the centres served: the clustering head's, or K-means's on the training split's H
     assignments.npy        the cluster of every training example (its nearest centre), int64
     cluster_labels.npy     labeled training data only: the label of each cluster (Hungarian matching), int64
     results.json           what `train.run` measured (written at the end)
@@ -45,9 +46,11 @@ AUTOENCODER_FILE = "autoencoder.json"
 
 # What a resumed run may change. The rest fixes the architecture, the data, the data order and the noise it
 # replays. The data's location (source, data_dir) may change: its fingerprints must not.
-RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile")
+RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile", "head_epochs", "head_learning_rate")
+# The clustering head's other fields may change until the head has trained a step.
+HEAD_FIELDS = ("head_update_every", "head_weight", "head_init")
 RESUMABLE_SETTINGS = ("source", "data_dir", "eval_dataset", "eval_limit", "clusters", "eval_every", "summary_every",
-                      "checkpoint_every", "quiet", "clusterers", "umap_neighbors", "strategy", "deterministic",
+                      "checkpoint_every", "quiet", "clusterers", "cluster_seed", "umap_neighbors", "strategy", "deterministic",
                       "export_dir")
 # The command-line flag of a field whose flag does not spell its name (train.run).
 _FLAGS = {"layer_sizes": "--layers", "jit_compile": "--no-jit", "run_dir": "--run-dir"}
@@ -125,13 +128,17 @@ def is_run_dir(run_dir):
 def check_resumable(run_dir, config, settings):
     """RunDirError naming, by flag, every recorded setting that `config` or the `settings` dict contradicts.
 
-    Fields in RESUMABLE_CHANGES and RESUMABLE_SETTINGS may differ; a field the
-    run's files do not record (one written by an older version) is not checked.
+    Fields in RESUMABLE_CHANGES and RESUMABLE_SETTINGS may differ, and those in
+    HEAD_FIELDS until the clustering head has trained; a field the run's
+    files do not record (one written by an older version) is not checked.
     """
     recorded_config = load_config(run_dir).to_dict()
     recorded = load_settings(run_dir)
+    free = RESUMABLE_CHANGES + ("input_dim",)  # input_dim comes from the data
+    if not has_checkpoint(run_dir) or load_head_centers(run_dir, log=lambda line: None) is None:
+        free += HEAD_FIELDS
     pairs = [(name, recorded_config[name], value) for name, value in config.to_dict().items()
-             if name not in RESUMABLE_CHANGES and name != "input_dim" and name in recorded_config]  # from the data
+             if name not in free and name in recorded_config]
     pairs += [(name, recorded[name], value) for name, value in settings.items()
               if name not in RESUMABLE_SETTINGS and name in recorded]
     contradictions = [f"{flag_of(name)} is {_shown(old)} in the run, {_shown(new)} given"
@@ -160,14 +167,15 @@ def _shown(value):
     return repr(",".join(map(str, value))) if isinstance(value, (list, tuple)) else repr(value)
 
 
-def training_checkpoint(model, optimizer, clock=None):
+def training_checkpoint(model, optimizer, clock=None, head=None):
     """Everything a resumed run needs: both networks and the optimizer, whose step fixes the epoch too.
 
-    `clock` (see `training_clock`), when given, is saved with them.
+    `clock` (see `training_clock`) and `head` (a trainer's `head_state`: the
+    clustering head, its optimizer, targets and clock), when given, are saved
+    with them.
     """
-    if clock is None:
-        return tf.train.Checkpoint(model=model, optimizer=optimizer)
-    return tf.train.Checkpoint(model=model, optimizer=optimizer, clock=clock)
+    parts = {name: value for name, value in (("clock", clock), ("head", head)) if value is not None}
+    return tf.train.Checkpoint(model=model, optimizer=optimizer, **parts)
 
 
 def training_clock():
@@ -230,21 +238,24 @@ def restore(checkpoint, path):
         raise RunDirError(f"checkpoint {path} does not match this model's architecture: {error}") from None
 
 
-def restore_training(model, optimizer, clock, run_dir, log=print):
-    """Restore a training run's networks, optimizer and clock, as one object, from its newest intact checkpoint.
+def restore_training(model, optimizer, clock, run_dir, log=print, head=None):
+    """Restore a training run's networks, optimizer, clock and `head` state, as one object, from its newest intact
+    checkpoint.
 
     A checkpoint written before clocks were saved restores the rest and
-    leaves the clock at zero, with a line saying so. Returns the path restored.
+    leaves the clock at zero, with a line saying so; one without a head (a
+    run trained without one) leaves `head` as it is, for the head phase to
+    start. Returns the path restored.
     """
     path = newest_intact_checkpoint(run_dir, log)
     saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
-    if "clock" in saved:
-        checkpoint = training_checkpoint(model, optimizer, clock)
-    else:
-        checkpoint = training_checkpoint(model, optimizer)
+    if "clock" not in saved:
+        clock = None
         log(f"checkpoint {Path(path).name} holds no training clock (written by an older version): "
             "results.json's wall seconds count from this resume")
-    status = restore(checkpoint, path)
+    status = restore(training_checkpoint(model, optimizer, clock, head if "head" in saved else None), path)
+    if "head" in saved and head is None:
+        status.expect_partial()  # a head trained before, not asked for now
     try:
         status.assert_existing_objects_matched()
     except AssertionError:
@@ -288,6 +299,21 @@ def save_array(run_dir, name, array):
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_atomic(Path(run_dir) / name, buffer.getvalue())
+
+
+def load_head_centers(run_dir, log=print):
+    """The clustering head's centres [K, rank] in the run's newest intact checkpoint; None when it has no head or
+    its head has not trained yet."""
+    reader = tf.train.load_checkpoint(newest_intact_checkpoint(run_dir, log))
+    names = reader.get_variable_to_shape_map()
+    if _HEAD_STEPS not in names or int(reader.get_tensor(_HEAD_STEPS)) == 0:
+        return None
+    return reader.get_tensor(_HEAD_CENTERS)
+
+
+# Keys of the clustering head's step count and centres in a training checkpoint (training.DDNMFTrainer.head_state).
+_HEAD_STEPS = "head/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+_HEAD_CENTERS = "head/layer/centers/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def load_cluster_centers(run_dir):

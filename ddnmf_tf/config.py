@@ -11,6 +11,7 @@ import numpy as np
 NOISE_TYPES = ("masking", "gaussian", "salt_and_pepper")
 LR_SCHEDULES = ("constant", "cosine", "step", "warmup", "restarts")  # training.learning_rate_at
 LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.losses)
+HEAD_INITS = ("kmeans", "umap_gmm")  # where the clustering head's centres start (ddnmf_tf.head)
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,14 @@ class DDNMFConfig:
     seed: int = 0
     jit_compile: bool = True
 
+    # The clustering head (ddnmf_tf.head): epochs of DEC self-training on H after the DDNMF epochs (0: none),
+    # jointly with L_in (IDEC's weights: 1 and 0.1; its target refreshed every 140 steps), at its own rate.
+    head_epochs: int = 0
+    head_update_every: int = 140
+    head_weight: float = 0.1
+    head_learning_rate: float = 1e-3
+    head_init: str = "kmeans"
+
     def __post_init__(self):
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))
         _validate(self)
@@ -80,6 +89,18 @@ class DDNMFConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+# Named sets of fields (train.run --preset); flags given beside a preset override it.
+PRESETS = {
+    # The authors' public script (../shared/DESIGN.md): bias on H, L_nc weight 1, L_ap also training the supervisor,
+    # dropout-style masking 0.1 drawn once per image with rescaling, 300 epochs.
+    "authors": dict(nmf_bias=True, gamma=1.0, apposition_trains_supervisor=True, noise_type="masking",
+                    noise_level=0.1, noise_rescale=True, noise_fixed=True, epochs=300),
+    # Equations 4-7 alone: the paper's squared norms and no student-to-clean-input term.
+    "paper": dict(reconstruction_weight=0.0, loss_reduction="sum", nmf_bias=False,
+                  apposition_trains_supervisor=False),
+}
+
+
 def derive_seed(seed, *keys) -> int:
     """An independent 31-bit seed for the random stream named by `keys` (ints or names) under `seed`."""
     entropy = [zlib.crc32(key.encode()) if isinstance(key, str) else key for key in (seed, *keys)]
@@ -97,7 +118,7 @@ def _is_whole(value) -> bool:
 def _validate(config: DDNMFConfig) -> None:
     if not config.layer_sizes:
         raise ConfigError("layer_sizes is empty: give at least one encoder layer size, e.g. 500,500,2000")
-    for name in ("input_dim", "rank", "batch_size", "epochs"):
+    for name in ("input_dim", "rank", "batch_size", "epochs", "head_update_every"):
         value = getattr(config, name)
         if not _is_whole(value) or value <= 0:
             raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
@@ -106,7 +127,7 @@ def _validate(config: DDNMFConfig) -> None:
             raise ConfigError(
                 f"layer_sizes must be positive whole numbers, got {list(config.layer_sizes)!r}"
             )
-    for name in ("alpha", "beta", "gamma", "reconstruction_weight"):
+    for name in ("alpha", "beta", "gamma", "reconstruction_weight", "head_weight"):
         value = getattr(config, name)
         if not _is_number(value) or not 0 <= value < math.inf:
             raise ConfigError(f"loss weight {name} must be a finite number >= 0, got {value!r}")
@@ -126,5 +147,11 @@ def _validate(config: DDNMFConfig) -> None:
         raise ConfigError(
             f"unknown lr_schedule {config.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
         )
+    if not _is_whole(config.head_epochs) or config.head_epochs < 0:
+        raise ConfigError(f"head_epochs must be a whole number >= 0, got {config.head_epochs!r}")
+    if not _is_number(config.head_learning_rate) or not 0 < config.head_learning_rate < math.inf:
+        raise ConfigError(f"head_learning_rate must be a finite number > 0, got {config.head_learning_rate!r}")
+    if config.head_init not in HEAD_INITS:
+        raise ConfigError(f"unknown head_init {config.head_init!r}; choose one of {', '.join(HEAD_INITS)}")
     if not _is_whole(config.seed) or config.seed < 0:
         raise ConfigError(f"seed must be a whole number >= 0, got {config.seed!r}")

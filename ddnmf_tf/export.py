@@ -20,9 +20,10 @@ centres are given, `cluster` (int64 [batch], the nearest centre),
 `cluster_distances` (float32 [batch, k], SQUARED Euclidean distances) and
 `cluster_probabilities` (float32 [batch, k], Student's t soft assignment
 as DEC's: q_j proportional to 1 / (1 + distance_j), summing to 1, largest at
-`cluster`); when the run's training data had labels, also `label` (int64
-[batch], the label of the cluster, by the Hungarian matching on the
-training split).
+`cluster`). A run with a clustering head serves the head's centres, so
+these are its Q; any other run serves K-means's centres. When the run's
+training data had labels, also `label` (int64 [batch], the label of the
+cluster, by the Hungarian matching on the training split).
 Inputs are declared without a shape and checked in the graph, so that a
 wrong shape is an InvalidArgumentError naming the expected shape, in Python
 and from TF Serving alike.
@@ -44,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf.checkpoints import load_cluster_centers, load_cluster_labels, load_model
+from ddnmf_tf.head import soft_assignment, squared_distances
 from ddnmf_tf.preprocessing import PREPROCESSING_FILE, default_preprocessing, load_preprocessing
 
 CONFIG_ASSET = "ddnmf_config.json"
@@ -172,12 +174,11 @@ def _rows_from_uint8(images, shape):
 
 
 def _nearest_center(representation, cluster_centers):
-    """The index of the nearest centre and the squared Euclidean distances to every centre."""
-    offsets = representation[:, tf.newaxis, :] - tf.constant(cluster_centers)[tf.newaxis, :, :]
-    distances = tf.reduce_sum(tf.square(offsets), axis=-1)
-    kernel = 1.0 / (1.0 + distances)  # Student's t with one degree of freedom, as DEC's soft assignment
+    """The index of the nearest centre, the squared Euclidean distances to every centre and the clustering
+    head's soft assignment Q on them."""
+    distances = squared_distances(representation, tf.constant(cluster_centers))
     return {"cluster": tf.argmin(distances, axis=1, output_type=tf.int64), "cluster_distances": distances,
-            "cluster_probabilities": kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)}
+            "cluster_probabilities": soft_assignment(distances)}
 
 
 def _checked_centers(cluster_centers, rank):

@@ -46,7 +46,8 @@ def save_tsne(panels, path):
     figure.savefig(path)
 
 
-CLUSTERER_LINESTYLES = {"kmeans": "-", "gmm": "--", "umap_kmeans": "-.", "umap_gmm": (0, (6, 2, 1, 2, 1, 2))}
+CLUSTERER_LINESTYLES = {"kmeans": "-", "gmm": "--", "umap_kmeans": "-.", "umap_gmm": (0, (6, 2, 1, 2, 1, 2)),
+                        "head": ":"}
 
 
 def save_noise_sweep(records, path, paper_acc=None):

@@ -1,4 +1,4 @@
-"""The terms of the interpretability loss (paper eqs 4-7).
+"""The terms of the interpretability loss (paper eqs 4-7) and the clustering head's KL(P || Q).
 
 Reduction: by default every squared error is a MEAN over the features of a
 layer and over the examples, where the paper writes squared norms (sums).
@@ -20,17 +20,20 @@ from keras import ops
 from ddnmf_tf.config import LOSS_REDUCTIONS
 
 
-def _squared_error(targets, outputs, global_batch_size=None, reduction="mean"):
-    """The squared error of each example, over its features the mean or the sum; then the batch mean."""
-    if reduction not in LOSS_REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
-    over_features = ops.mean if reduction == "mean" else ops.sum
-    per_example = over_features(ops.square(targets - outputs), axis=-1)
+def _batch_mean(per_example, global_batch_size=None):
     if global_batch_size is None:
         return ops.mean(per_example)
     import tensorflow as tf  # only the tf.distribute path needs it
 
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def _squared_error(targets, outputs, global_batch_size=None, reduction="mean"):
+    """The squared error of each example, over its features the mean or the sum; then the batch mean."""
+    if reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
+    over_features = ops.mean if reduction == "mean" else ops.sum
+    return _batch_mean(over_features(ops.square(targets - outputs), axis=-1), global_batch_size)
 
 
 def symmetric_loss(clean_images, supervisor_output, global_batch_size=None, reduction="mean"):
@@ -78,3 +81,13 @@ def interpretability_loss(symmetric, apposition, non_negative, alpha, beta, gamm
                           reconstruction=0.0, reconstruction_weight=0.0):
     """L_in (eq 7) = alpha L_sym + beta L_ap + gamma L_nc (+ the optional reconstruction term)."""
     return alpha * symmetric + beta * apposition + gamma * non_negative + reconstruction_weight * reconstruction
+
+
+def clustering_loss(targets, assignments, global_batch_size=None):
+    """KL(P || Q) (DEC eq 2), the clustering head's loss: sum_j p_ij log(p_ij / q_ij) of each example, batch mean.
+
+    `targets` P and `assignments` Q are [batch, K] rows summing to 1.
+    """
+    tiny = 1e-12  # 0 log 0 = 0
+    per_example = ops.sum(targets * (ops.log(targets + tiny) - ops.log(assignments + tiny)), axis=-1)
+    return _batch_mean(per_example, global_batch_size)

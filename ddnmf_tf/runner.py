@@ -18,6 +18,7 @@ from ddnmf_tf import checkpoints, evaluation, summaries
 from ddnmf_tf.data import Examples, fingerprint, has_splits, is_named, load_examples
 from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
+from ddnmf_tf.head import initial_centers, soft_assignments, target_distribution
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
 from ddnmf_tf.preprocessing import Preprocessing, save_preprocessing
@@ -52,6 +53,7 @@ class RunSettings:
     strategy: str = "auto"  # see ddnmf_tf.distribute.make_strategy
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism(): bitwise repeatable on GPU too
     clusterers: Tuple[str, ...] = evaluation.CLUSTERERS  # how H is scored (ddnmf_tf.evaluation)
+    cluster_seed: Optional[int] = None  # the clusterers' seed (default: the training seed)
     umap_neighbors: int = evaluation.UMAP_NEIGHBORS  # the UMAP clusterers' neighbour count
     break_lock: bool = False  # take over the run directory's lock from another process (ddnmf_tf.runlock)
 
@@ -62,10 +64,10 @@ class RunSettings:
                 object.__setattr__(self, name, str(Path(value).resolve()))  # a resume from elsewhere finds it
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(self.image_size))
-        for name in ("eval_limit", "clusters"):
+        for name, least in (("eval_limit", 1), ("clusters", 1), ("cluster_seed", 0)):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         for name in ("eval_every", "summary_every", "checkpoint_every"):
@@ -103,13 +105,29 @@ def default_run_dir(dataset):
 
 
 def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS, umap_neighbors=evaluation.UMAP_NEIGHBORS,
-          preprocessing=None, n_clusters=None):
-    """ACC / NMI / ARI of each clusterer on H, or None when the data has no labels."""
+          preprocessing=None, n_clusters=None, head_centers=None):
+    """ACC / NMI / ARI of each clusterer on H, and of the clustering head with `head_centers` (its clusters:
+    the largest q of each example) as "head"; None when the data has no labels."""
     if np.all(labels < 0):
         return None
-    features = encode(model, images, preprocessing)
-    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed, umap_neighbors=umap_neighbors,
-                                              n_clusters=n_clusters)
+    return score_features(encode(model, images, preprocessing), labels, seed, clusterers, umap_neighbors, n_clusters,
+                          head_centers)
+
+
+def score_features(features, labels, seed, clusterers=evaluation.CLUSTERERS,
+                   umap_neighbors=evaluation.UMAP_NEIGHBORS, n_clusters=None, head_centers=None):
+    """`score` of representations already computed (numpy [n, r])."""
+    scores = evaluation.evaluate_representation(features, labels, clusterers, seed=seed,
+                                                umap_neighbors=umap_neighbors, n_clusters=n_clusters)
+    if head_centers is not None:
+        labeled = labels >= 0
+        scores["head"] = evaluation.score_clustering(labels[labeled], head_clusters(features, head_centers)[labeled])
+    return scores
+
+
+def head_clusters(features, centers):
+    """The head's cluster of each row of H (numpy [n, r]): its largest q, i.e. its nearest centre."""
+    return soft_assignments(features, centers).argmax(axis=1).astype(np.int64)
 
 
 def encode(model, values, preprocessing=None, progress=None):
@@ -232,6 +250,8 @@ def run(config, settings, trainer=None, log=print):
     elif data.preprocessing.input_dim != config.input_dim:
         raise ValueError(f"{data.train.origin}: examples of {data.preprocessing.input_dim} features, the model's "
                          f"input_dim is {config.input_dim}")
+    if config.head_epochs and getattr(trainer, "head", None) is None:
+        trainer.build_head(data.clusters, len(data.train))
     if data.eval.labeled:  # fail now, not after training
         evaluation.check_clusterable(len(data.eval), data.clusters, settings.clusterers)
     train_fingerprint = fingerprint(data.train.values, data.train.labels)
@@ -249,9 +269,11 @@ def run(config, settings, trainer=None, log=print):
 def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log):
     """Train, score and export a run whose data is loaded and whose directory this process holds."""
     clock = checkpoints.training_clock()
+    head = getattr(trainer, "head", None)
     if settings.resume:
         if checkpoints.has_checkpoint(run_dir):
-            checkpoints.restore_training(trainer.model, trainer.optimizer, clock, run_dir, log)
+            checkpoints.restore_training(trainer.model, trainer.optimizer, clock, run_dir, log,
+                                         trainer.head_state if head is not None else None)
             log(f"resumed {run_dir} at step {int(trainer.step)}")
         else:
             log(f"{run_dir} has no checkpoint yet (it stopped before its first one): training from step 0")
@@ -262,14 +284,20 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     scores = loop.train(data)
     train_seconds, trained_images = float(clock.seconds), int(clock.images)
 
-    log(f"fitting K-means on the H of {len(data.train)} training examples (the centres served with the model)")
     train_features = encode(trainer.model, data.train.values, data.preprocessing)
-    kmeans = evaluation.fit_kmeans(train_features, data.clusters, config.seed)
-    checkpoints.save_cluster_centers(own_dir, kmeans.cluster_centers_)
-    checkpoints.save_array(own_dir, checkpoints.ASSIGNMENTS_FILE, kmeans.labels_.astype(np.int64))
+    if loop.head_trained:
+        log(f"serving the clustering head's {data.clusters} centres")
+        centers = trainer.head.centers.numpy()
+        assignments = head_clusters(train_features, centers)
+    else:
+        log(f"fitting K-means on the H of {len(data.train)} training examples (the centres served with the model)")
+        kmeans = evaluation.fit_kmeans(train_features, data.clusters, loop.cluster_seed)
+        centers, assignments = kmeans.cluster_centers_, kmeans.labels_.astype(np.int64)
+    checkpoints.save_cluster_centers(own_dir, centers)
+    checkpoints.save_array(own_dir, checkpoints.ASSIGNMENTS_FILE, assignments)
     if data.train.labeled:
         checkpoints.save_array(own_dir, checkpoints.CLUSTER_LABELS_FILE,
-                               evaluation.cluster_to_label(data.train.labels, kmeans.labels_, data.clusters))
+                               evaluation.cluster_to_label(data.train.labels, assignments, data.clusters))
     results = {
         "dataset": settings.dataset,
         "train_split": settings.train_split,
@@ -285,8 +313,11 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
         "steps": int(trainer.step),
         "wall_seconds": round(train_seconds, 3),
         "images_per_second": round(trained_images / train_seconds, 1) if train_seconds else None,
+        "head_wall_seconds": round(float(trainer.head_clock.seconds), 3) if head is not None else None,
+        "served_centers": "head" if loop.head_trained else "kmeans",
         "metrics": scores,
         "umap_neighbors": settings.umap_neighbors,
+        "cluster_seed": loop.cluster_seed,
         "device": _device_name(),
         "replicas": trainer.strategy.num_replicas_in_sync if hasattr(trainer, "strategy") else 1,
     }
@@ -301,15 +332,26 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
 
 
 class _TrainingLoop:
-    """Epochs of training steps with summaries, checkpoints, progress and periodic evaluation."""
+    """Epochs of training steps with summaries, checkpoints, progress and periodic evaluation.
+
+    The DDNMF epochs (`train_step`) come first; a trainer with a clustering
+    head then trains `head_epochs` more through `head_step`, refreshing the
+    head's targets every `head_update_every` of its steps.
+    """
 
     def __init__(self, trainer, config, settings, run_dir, clock, log):
         self.trainer, self.config, self.settings, self.run_dir, self.log = trainer, config, settings, run_dir, log
         self.clock = clock
+        self.head = getattr(trainer, "head", None)
+        self.cluster_seed = config.seed if settings.cluster_seed is None else settings.cluster_seed
         self.strategy = getattr(trainer, "strategy", tf.distribute.get_strategy())
-        self.manager = checkpoints.checkpoint_manager(
-            run_dir, checkpoints.training_checkpoint(trainer.model, trainer.optimizer, clock)
-        )
+        self.manager = checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(
+            trainer.model, trainer.optimizer, clock, trainer.head_state if self.head is not None else None))
+
+    @property
+    def head_trained(self):
+        """Whether the clustering head has trained a step."""
+        return self.head is not None and self.trainer.head_steps > 0
 
     def save(self, step):
         """Checkpoint the run, unless the last update left a weight non-finite (then the last good one is kept)."""
@@ -331,10 +373,16 @@ class _TrainingLoop:
         self._mark = (time.perf_counter(), step)  # writing the checkpoint is not training time
 
     def _advance_clock(self, step):
-        """Add the training seconds and images since the last mark (an epoch's start or a save) to the clock."""
+        """Add the training seconds and images since the last mark (an epoch's start or a save) to the clock,
+        and to the head's clock in a head epoch."""
         started, from_step = self._mark
-        self.clock.seconds.assign_add(time.perf_counter() - started)
-        self.clock.images.assign_add(self._images_at(step) - self._images_at(from_step))
+        clocks = [self.clock] + ([self.trainer.head_clock] if self._in_head_phase(from_step) else [])
+        for clock in clocks:
+            clock.seconds.assign_add(time.perf_counter() - started)
+            clock.images.assign_add(self._images_at(step) - self._images_at(from_step))
+
+    def _in_head_phase(self, step):
+        return self.head is not None and step >= self.config.epochs * self._steps_per_epoch
 
     def _images_at(self, step):
         """Images trained on after `step` steps: whole epochs, then full batches of the epoch under way."""
@@ -342,8 +390,10 @@ class _TrainingLoop:
         return epochs * self._images_per_epoch + steps * self.config.batch_size
 
     def batches(self, data, epoch, done_in_epoch):
-        """The rest of one epoch's (clean, noisy) batches, split across replicas when there are several."""
-        batches = training_batches(data.train.values, self.config, epoch, data.preprocessing).skip(done_in_epoch)
+        """The rest of one epoch's (clean, noisy) batches, with their example numbers in a head epoch, split
+        across replicas when there are several."""
+        batches = training_batches(data.train.values, self.config, epoch, data.preprocessing,
+                                   with_numbers=epoch >= self.config.epochs).skip(done_in_epoch)
         if self.strategy.num_replicas_in_sync == 1:
             return batches
         options = tf.data.Options()
@@ -351,37 +401,72 @@ class _TrainingLoop:
         return self.strategy.experimental_distribute_dataset(batches.with_options(options))
 
     def train(self, data):
-        """Train on `data` (RunData) to `config.epochs`, adding to the clock; returns the last scores."""
+        """Train on `data` (RunData) to `config.epochs` (and `head_epochs` with a head), adding to the clock;
+        returns the last scores."""
         config, settings, trainer = self.config, self.settings, self.trainer
         steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self._steps_per_epoch, self._images_per_epoch = steps_per_epoch, len(data.train)
+        self.data = data
         first_step = int(trainer.step)
+        epochs = config.epochs + (config.head_epochs if self.head is not None else 0)
         progress = _Progress(steps_per_epoch, settings.quiet)
-        evaluate = lambda: _evaluate(trainer.model, data, config, settings, int(trainer.step), self.log)
         scores = None
         with tf.summary.create_file_writer(str(self.run_dir)).as_default():
             if first_step == 0:
                 summaries.write_hparams(config, settings)
-            for epoch in range(first_step // steps_per_epoch, config.epochs):
+            for epoch in range(first_step // steps_per_epoch, epochs):
                 done_in_epoch = int(trainer.step) - epoch * steps_per_epoch
-                rate = learning_rate_at(config, epoch)
-                trainer.optimizer.learning_rate.assign(rate)
+                if epoch < config.epochs:
+                    rate = learning_rate_at(config, epoch)
+                    trainer.optimizer.learning_rate.assign(rate)
+                else:
+                    rate = config.head_learning_rate
                 summaries.write_learning_rate(rate, epoch + 1)
-                progress.start(epoch, config.epochs, done_in_epoch)
+                progress.start(epoch, epochs, done_in_epoch)
                 self._mark = (time.perf_counter(), int(trainer.step))  # evaluation is not training time
                 self._epoch(self.batches(data, epoch, done_in_epoch), epoch, progress)
                 self.save(int(trainer.step))
-                if epoch + 1 == config.epochs or (settings.eval_every and (epoch + 1) % settings.eval_every == 0):
-                    scores = evaluate()
+                if epoch + 1 == epochs or (settings.eval_every and (epoch + 1) % settings.eval_every == 0):
+                    scores = self.evaluate()
             if scores is None:  # resumed a finished run
-                scores = evaluate()
+                scores = self.evaluate()
         return scores
+
+    def evaluate(self):
+        head_centers = self.head.centers.numpy() if self.head_trained else None
+        return _evaluate(self.trainer.model, self.data, self.config, self.settings, int(self.trainer.step),
+                         self.log, self.cluster_seed, head_centers)
+
+    def update_targets(self, step):
+        """The head's self-training targets P from the whole training set's Q (DEC eq 3), and first its centres
+        when it has not trained yet; writes head/changed, the share of clusters changed since the last update."""
+        config, trainer, data = self.config, self.trainer, self.data
+        features = encode(trainer.model, data.train.values, data.preprocessing)
+        targets = None
+        if trainer.head_steps == 0:
+            self.log(f"clustering head: {data.clusters} centres from {config.head_init} on the H of "
+                     f"{len(data.train)} training examples")
+            centers, targets = initial_centers(features, data.clusters, config.head_init, config.seed,
+                                               self.settings.umap_neighbors)
+            trainer.head.set_centers(centers)
+        assignments = soft_assignments(features, trainer.head.centers.numpy())
+        if targets is None:
+            targets = target_distribution(assignments)
+        clusters = (targets if config.head_init == "umap_gmm" and trainer.head_steps == 0 else assignments).argmax(1)
+        previous = trainer.assignments.numpy()
+        if previous.min() >= 0:
+            tf.summary.scalar("head/changed", float(np.mean(clusters != previous)), step=step)
+        trainer.targets.assign(targets)
+        trainer.assignments.assign(clusters.astype(np.int64))
 
     def _epoch(self, batches, epoch, progress):
         settings = self.settings
+        head_epoch = epoch >= self.config.epochs
         sums, steps = defaultdict(float), 0
-        for clean, noisy in batches:
-            values, step = self._step(clean, noisy)
+        for batch in batches:
+            if head_epoch and self.trainer.head_steps % self.config.head_update_every == 0:
+                self.update_targets(int(self.trainer.step))
+            values, step = self._step(batch, head_epoch)
             _check_finite(values, step, self.run_dir)
             if settings.summary_every and step % settings.summary_every == 0:
                 summaries.write_losses(values, step)
@@ -394,22 +479,25 @@ class _TrainingLoop:
         if steps:
             summaries.write_losses({name: total / steps for name, total in sums.items()}, epoch + 1, "epoch_loss")
 
-    def _step(self, clean, noisy):
-        """One training step: its loss terms as Python floats, and the step count after it."""
-        values = {name: float(value) for name, value in self.trainer.train_step(clean, noisy).items()}
+    def _step(self, batch, head_epoch):
+        """One training step (of the head phase in a head epoch): its loss terms as Python floats, and the step
+        count after it."""
+        step = self.trainer.head_step if head_epoch else self.trainer.train_step
+        values = {name: float(value) for name, value in step(*batch).items()}
         return values, int(self.trainer.step)
 
 
-def _evaluate(model, data, config, settings, step, log):
+def _evaluate(model, data, config, settings, step, log, seed, head_centers=None):
     if isinstance(model, DDNMF):
         preview = data.preprocessing.apply(np.asarray(data.eval.values[:PREVIEW_IMAGES]))
         summaries.write_pictures(model, preview, training_preview_noise(preview, config), step, data.preprocessing.shape)
     if not data.eval.labeled:
         log("no scores: the examples scored have no labels (the training examples' clusters are in assignments.npy)")
         return None
-    log(f"scoring H of {len(data.eval)} examples with {', '.join(settings.clusterers)}")
-    scores = score(model, data.eval.values, data.eval.labels, config.seed, settings.clusterers,
-                   settings.umap_neighbors, data.preprocessing, data.clusters)
+    methods = ", ".join(settings.clusterers) + (" and the clustering head" if head_centers is not None else "")
+    log(f"scoring H of {len(data.eval)} examples with {methods}")
+    scores = score(model, data.eval.values, data.eval.labels, seed, settings.clusterers,
+                   settings.umap_neighbors, data.preprocessing, data.clusters, head_centers)
     summaries.write_scores(scores, step)
     log("  ".join(f"{name}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items()) for name, m in scores.items()))
     return scores

@@ -1,4 +1,4 @@
-"""One DDNMF training step (Algorithm 1, eqs 9-16) and the noisy input pipeline it eats."""
+"""The DDNMF training step (Algorithm 1, eqs 9-16), the clustering head's step, and the noisy input pipeline."""
 
 import math
 
@@ -7,7 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf import losses
+from ddnmf_tf.checkpoints import training_clock
 from ddnmf_tf.config import derive_seed
+from ddnmf_tf.head import ClusteringHead
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
 
@@ -15,7 +17,7 @@ from ddnmf_tf.noise import corrupt
 SHUFFLE_STREAM = 2  # streams 0 and 1 seed the supervisor's and the student's weights
 
 
-def training_batches(values, config, epoch, preprocessing=None):
+def training_batches(values, config, epoch, preprocessing=None, with_numbers=False):
     """(clean, noisy) batches of one epoch of stored examples `values` [n, features].
 
     `values` is a numpy array, memory-mapped or not; `preprocessing`
@@ -29,7 +31,9 @@ def training_batches(values, config, epoch, preprocessing=None):
     Order and noise depend only on (config.seed, epoch): fresh noise is drawn
     per batch from (seed, global batch number); with `noise_fixed` each image
     keeps one noisy copy for the whole run, drawn from (seed, image number),
-    as the authors did.
+    as the authors did. `with_numbers` adds each batch's example numbers
+    (int64 [batch]) as a third element: the clustering head looks its
+    targets up by them.
     """
     count, width = len(values), math.prod(values.shape[1:])
     scale = preprocessing.apply if preprocessing is not None else (lambda rows: np.asarray(rows, np.float32))
@@ -52,16 +56,16 @@ def training_batches(values, config, epoch, preprocessing=None):
     if config.noise_fixed:
         def noisy_each(clean, numbers):  # each image's own noise, drawn from (seed, image number)
             return clean, tf.map_fn(lambda pair: noisy(pair[0], tf.stack([seed, pair[1]])), (clean, numbers),
-                                    fn_output_signature=tf.float32)
-        return batches.map(noisy_each, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-            tf.data.AUTOTUNE)
-    first_batch = epoch * math.ceil(count / config.batch_size)
-    return (
-        batches.enumerate(start=first_batch)
-        .map(lambda number, batch: (batch[0], noisy(batch[0], tf.stack([seed, number]))),
-             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+                                    fn_output_signature=tf.float32), numbers
+        batches = batches.map(noisy_each, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        first_batch = epoch * math.ceil(count / config.batch_size)
+        batches = batches.enumerate(start=first_batch).map(
+            lambda number, batch: (batch[0], noisy(batch[0], tf.stack([seed, number])), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if not with_numbers:
+        batches = batches.map(lambda clean, noisy_rows, numbers: (clean, noisy_rows))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def learning_rate_at(config, epoch):
@@ -92,32 +96,61 @@ def learning_rate_at(config, epoch):
 
 
 class DDNMFTrainer:
-    """The model, its optimizer and the compiled training step, under a `tf.distribute` strategy.
+    """The model, its optimizer and the compiled training steps, under a `tf.distribute` strategy.
 
-    With the default strategy (one device) the whole step is one XLA-compiled
+    With the default strategy (one device) each step is one XLA-compiled
     `tf.function`. Under a strategy with several replicas each replica runs
     the same step on its share of the batch, every loss is divided by the
     GLOBAL batch size (`tf.nn.compute_average_loss`) and Keras's optimizer
     sums the replicas' gradients, so the update equals the one-device update.
+
+    `build_head` adds the clustering head (`head`), its own Adam
+    (`head_optimizer`, at `head_learning_rate`), the self-training target P
+    of each training example (`targets`), their clusters at its last refresh
+    (`assignments`) and `head_step`, which trains the model and the head on
+    its loss + head_weight KL(P || Q). `head_state` checkpoints all of them.
     """
 
     def __init__(self, config, model=None, strategy=None):
         self.config = config
         self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
+        self.head = None
         with self.strategy.scope():
             self.model = model if model is not None else DDNMF(config)
             self.model.build((None, config.input_dim))
             self.optimizer = keras.optimizers.Adam(config.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
-        if self.strategy.num_replicas_in_sync == 1:
-            self.train_step = tf.function(self._train_step, jit_compile=config.jit_compile)
-        else:
-            self.train_step = tf.function(self._distributed_step)
+        self.train_step = self._compiled(self._train_step)
+
+    def build_head(self, clusters, examples):
+        """Add a clustering head of `clusters` centres over a training set of `examples` examples."""
+        with self.strategy.scope():
+            self.head = ClusteringHead(clusters, name="head")
+            self.head.build((None, self.config.rank))
+            self.head_optimizer = keras.optimizers.Adam(self.config.head_learning_rate)
+            self.head_optimizer.build(self._head_variables)
+            self.targets = tf.Variable(tf.zeros([examples, clusters]), trainable=False, name="head_targets")
+            self.assignments = tf.Variable(tf.fill([examples], tf.constant(-1, tf.int64)), trainable=False,
+                                           name="head_assignments")
+            self.head_clock = training_clock()
+        self.head_state = tf.train.Checkpoint(layer=self.head, optimizer=self.head_optimizer, targets=self.targets,
+                                              assignments=self.assignments, clock=self.head_clock)
+        self.head_step = self._compiled(self._head_step)
+
+    @property
+    def _head_variables(self):
+        return self.model.trainable_variables + self.head.trainable_variables
 
     @property
     def step(self):
-        """Optimizer updates made so far, an int (checkpointed with the optimizer)."""
-        return int(tf.convert_to_tensor(self.optimizer.iterations.value))
+        """Updates made so far, both phases, an int (checkpointed with the optimizers)."""
+        step = int(tf.convert_to_tensor(self.optimizer.iterations.value))
+        return step + self.head_steps
+
+    @property
+    def head_steps(self):
+        """Updates of the head phase so far (0 without a head)."""
+        return 0 if self.head is None else int(tf.convert_to_tensor(self.head_optimizer.iterations.value))
 
     def compute_losses(self, clean, noisy, global_batch_size=None):
         """Every loss term of eq 7 for one batch: sym, ap, nc, rec, total and ap/<supervisor layer>."""
@@ -154,13 +187,36 @@ class DDNMFTrainer:
         self.optimizer.apply_gradients(zip(tape.gradient(terms["total"], variables), variables))
         return terms
 
-    def _replica_step(self, clean, noisy):
-        # Summed as a float: int32 all-reduces are host-placed and troublesome on GPUs.
-        local_batch = tf.cast(tf.shape(clean)[0], tf.float32)
-        global_batch = tf.distribute.get_replica_context().all_reduce("SUM", local_batch)
-        return self._train_step(clean, noisy, tf.cast(global_batch, tf.int32))
+    def _head_step(self, clean, noisy, numbers, global_batch_size=None):
+        """One update of the model and the head from its loss (L_in) + head_weight KL(P || Q); total is their sum.
 
-    def _distributed_step(self, clean, noisy):
-        """`_train_step` on every replica's share of a distributed batch; the terms summed over replicas."""
-        per_replica = self.strategy.run(self._replica_step, args=(clean, noisy))
-        return {name: self.strategy.reduce("SUM", value, axis=None) for name, value in per_replica.items()}
+        Q is the head's soft assignment of the model's representation of the
+        clean batch (DDNMF's H, the one served: docs/results.md measures it
+        against the noisy batch's H); P the targets of the batch's examples
+        (by their numbers).
+        """
+        with tf.GradientTape() as tape:
+            terms = self.compute_losses(clean, noisy, global_batch_size)
+            assignments = self.head(self.model(clean))
+            terms["head"] = losses.clustering_loss(tf.gather(self.targets, numbers), assignments, global_batch_size)
+            terms["total"] = terms["total"] + self.config.head_weight * terms["head"]
+        variables = self._head_variables
+        self.head_optimizer.apply_gradients(zip(tape.gradient(terms["total"], variables), variables))
+        return terms
+
+    def _compiled(self, step):
+        """`step` as one tf.function: XLA-compiled on one replica, else run on every replica and summed."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return tf.function(step, jit_compile=self.config.jit_compile)
+
+        def replica_step(*batch):
+            # Summed as a float: int32 all-reduces are host-placed and troublesome on GPUs.
+            local_batch = tf.cast(tf.shape(batch[0])[0], tf.float32)
+            global_batch = tf.distribute.get_replica_context().all_reduce("SUM", local_batch)
+            return step(*batch, global_batch_size=tf.cast(global_batch, tf.int32))
+
+        def distributed_step(*batch):
+            per_replica = self.strategy.run(replica_step, args=batch)
+            return {name: self.strategy.reduce("SUM", value, axis=None) for name, value in per_replica.items()}
+
+        return tf.function(distributed_step)

@@ -17,7 +17,7 @@ from tests.idx_files import random_split, write_split
 ROOT = Path(__file__).resolve().parents[1]
 
 MIRRORED_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import dataclasses, json, sys
     import numpy as np
     import tensorflow as tf
 
@@ -39,6 +39,20 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     losses["replicas"] = two.strategy.num_replicas_in_sync
     losses["max_weight_difference"] = max(
         float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(one.model.weights, two.model.weights))
+
+    # The clustering head's step, with the same centres and targets on one device and on two.
+    headed = dataclasses.replace(config, head_epochs=1)
+    one, two = DDNMFTrainer(headed), DDNMFTrainer(headed, strategy=strategy)
+    targets = np.random.default_rng(1).dirichlet(np.ones(3), len(images)).astype("float32")
+    for trainer in (one, two):
+        trainer.build_head(3, len(images))
+        trainer.head.set_centers(np.random.default_rng(2).random((3, 4)))
+        trainer.targets.assign(targets)
+    batches = training_batches(images, headed, epoch=1, with_numbers=True)
+    losses["head_one"] = [float(one.head_step(*batch)["head"]) for batch in batches]
+    losses["head_two"] = [float(two.head_step(*batch)["head"])
+                          for batch in strategy.experimental_distribute_dataset(batches)]
+    losses["head_centre_difference"] = float(np.abs(one.head.centers.numpy() - two.head.centers.numpy()).max())
     print(json.dumps(losses))
 """)
 
@@ -47,13 +61,16 @@ def _last_json_line(output):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_mirrored_over_two_cpus_gives_the_one_device_losses():
+def test_mirrored_over_two_cpus_gives_the_one_device_losses_and_head_losses():
     completed = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT, capture_output=True,
                                text=True, timeout=300, check=True)
     result = _last_json_line(completed.stdout)
     assert result["replicas"] == 2 and len(result["one"]) == 5
     np.testing.assert_allclose(result["two"], result["one"], rtol=1e-5)
     assert result["max_weight_difference"] < 1e-5
+    assert len(result["head_one"]) == 5 and min(result["head_one"]) > 0
+    np.testing.assert_allclose(result["head_two"], result["head_one"], rtol=1e-4)
+    assert result["head_centre_difference"] < 1e-5
 
 
 def _free_ports(count):

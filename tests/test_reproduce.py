@@ -77,3 +77,26 @@ def test_bad_levels_are_a_one_line_error(data_dirs, tmp_path, capsys):
     assert exit_.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--levels takes numbers separated by commas" in lines[0]
+
+
+def test_head_epochs_add_a_ddnmf_head_row_trained_on_from_the_ddnmf_run(table_1, data_dirs, tmp_path, capsys):
+    import shutil
+
+    output_dir = tmp_path / "table1"
+    shutil.copytree(table_1, output_dir)
+    assert _reproduce(data_dirs, output_dir, "--table", "1", "--head-epochs", "1") == 0
+    assert capsys.readouterr().out.count("reusing the finished run in") == 3  # AE2, DDNMF, AE1: not retrained
+    rows = {row["method"]: row for row in _csv_rows(output_dir / "table1.csv")}
+    assert 0 < float(rows["DDNMF+head"]["acc"]) <= 1 and rows["DDNMF+head"]["paper_acc"] == ""
+    assert rows["DDNMF+K-means"]["acc"] == {row["method"]: row for row in _csv_rows(table_1 / "table1.csv")}[
+        "DDNMF+K-means"]["acc"]
+
+
+def test_table_3_with_heads_trains_a_head_on_ddnmf_and_on_ae1(data_dirs, tmp_path):
+    assert _reproduce(data_dirs, tmp_path, "--table", "3", "--levels", "0.5", "--head-epochs", "1",
+                      "--clusterers", "kmeans") == 0
+    rows = _csv_rows(tmp_path / "table3.csv")
+    heads = {(row["dataset"], row["model"]) for row in rows if row["clusterer"] == "head"}
+    assert heads == {(dataset, model) for dataset in ("mnist", "fashion_mnist") for model in ("DDNMF", "AE1")}
+    assert "| AE1+head |" in (tmp_path / "table3.md").read_text()
+    assert (tmp_path / "runs" / "mnist-ae1-noise0.5-head" / "autoencoder.json").is_file()

@@ -26,7 +26,7 @@ from ddnmf_tf.cli import CLIParser, run_cli
 from ddnmf_tf.data import SPLITS, load_examples
 from ddnmf_tf.export import CONFIG_ASSET
 from ddnmf_tf.preprocessing import PREPROCESSING_FILE, Preprocessing, default_preprocessing, load_preprocessing
-from ddnmf_tf.runner import PREDICT_BATCH, encode
+from ddnmf_tf.runner import PREDICT_BATCH, encode, head_clusters
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".csv")
 
@@ -74,8 +74,7 @@ def encode_examples(args, examples, progress, preprocessing):
         centers = load_cluster_centers(args.run_dir)
         if centers is None:
             return representation, None
-        distances = ((representation[:, None, :] - centers[None, :, :]) ** 2).sum(axis=-1)
-        return representation, distances.argmin(axis=1).astype(np.int64)
+        return representation, head_clusters(representation, centers)
     model = SavedModelEncoder(args.model)
     _check_width(examples, preprocessing.input_dim, args.model)
     parts = []

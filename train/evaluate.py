@@ -7,7 +7,8 @@ ARI, as the paper's Tables 1-2. Clusterers, all seeded: on H, K-means
 (n_init=10) and a spherical GMM, as the authors' script; on a UMAP
 embedding of H (N2D's manifold step), K-means and the best of 5
 full-covariance GMMs (ddnmf_tf.evaluation). The number of clusters defaults
-to the number of classes. --parts also draws the NMF parts of a DDNMF run:
+to the number of classes. A run with a clustering head also scores the
+head's clusters (each example's largest q) as "head". --parts also draws the NMF parts of a DDNMF run:
 every unit of H decoded alone, as a PNG.
 """
 
@@ -17,14 +18,14 @@ import sys
 from pathlib import Path
 
 from ddnmf_tf.baselines import load_run_model
-from ddnmf_tf.checkpoints import load_config, load_settings
+from ddnmf_tf.checkpoints import load_config, load_head_centers, load_settings
 from ddnmf_tf.cli import CLIParser, add_clusterers_flag, run_cli
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_examples
 from ddnmf_tf.preprocessing import load_preprocessing
-from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors, evaluate_representation
+from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors
 from ddnmf_tf.figures import save_parts
 from ddnmf_tf.networks import DDNMF
-from ddnmf_tf.runner import encode
+from ddnmf_tf.runner import encode, score_features
 
 
 def build_parser():
@@ -42,7 +43,8 @@ def build_parser():
     add_clusterers_flag(parser)
     parser.add_argument("--eval-limit", type=int, metavar="N", help="score a seeded sample of N examples")
     parser.add_argument("--clusters", type=int, help="number of clusters (default: the run's)")
-    parser.add_argument("--seed", type=int, help="seed of the clusterers (default: the run's seed)")
+    parser.add_argument("--cluster-seed", "--seed", dest="seed", type=int,
+                        help="seed of the clusterers (default: the run's --cluster-seed, else its seed)")
     parser.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
                         help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
     parser.add_argument("--json", help="also write the scores to this JSON file")
@@ -60,7 +62,8 @@ def main(argv=None):
     if dataset is None:
         raise ValueError(f"{args.run_dir} records no dataset (no settings.json nor results.json): pass --dataset")
     split = args.eval_split or recorded.get("eval_split", "test")
-    seed = config.seed if args.seed is None else args.seed
+    recorded_seed = recorded.get("cluster_seed")
+    seed = args.seed if args.seed is not None else config.seed if recorded_seed is None else recorded_seed
     same_data = args.dataset in (None, recorded.get("dataset"))
     data_dir = args.data_dir or (recorded.get("data_dir") if same_data else None)
     source = args.source or (recorded.get("source", "auto") if same_data else "auto")
@@ -75,8 +78,9 @@ def main(argv=None):
         raise ValueError(f"{examples.origin} has no labels to score against: train.encode gives its clusters")
     clusters = args.clusters or recorded.get("clusters")
     features = encode(model, examples.values, preprocessing)
-    metrics = evaluate_representation(features, examples.labels, args.clusterers, n_clusters=clusters, seed=seed,
-                                      umap_neighbors=args.umap_neighbors)
+    head_centers = load_head_centers(args.run_dir) if isinstance(model, DDNMF) else None
+    metrics = score_features(features, examples.labels, seed, args.clusterers, args.umap_neighbors, clusters,
+                             head_centers)
     images = examples.values
     labels = examples.labels
     report = {"run_dir": str(args.run_dir), "dataset": dataset, "split": split, "images": len(images),

@@ -21,8 +21,10 @@ import argparse
 import csv
 import dataclasses
 import functools
+import json
 import os
 import platform
+import shutil
 import struct
 import sys
 import time
@@ -74,7 +76,8 @@ DATASET_SPLITS = {"mnist": ("test", "test"), "fashion_mnist": ("train", "test")}
 DEFAULT_EPOCHS = {1: 30, 2: 10, 3: 5}
 QUICK_IMAGES = 300
 QUICK_LAYERS = (32, 16)
-CLUSTERER_NAMES = {"kmeans": "K-means", "gmm": "GMM", "umap_kmeans": "UMAP+K-means", "umap_gmm": "UMAP+GMM"}
+CLUSTERER_NAMES = {"kmeans": "K-means", "gmm": "GMM", "umap_kmeans": "UMAP+K-means", "umap_gmm": "UMAP+GMM",
+                   "head": "head"}
 TABLE_COLUMNS = ("method", "acc", "nmi", "ari", "paper_acc", "paper_nmi", "paper_ari", "seconds")
 SCORE_COLUMNS = {"acc", "nmi", "ari", "paper_acc", "paper_nmi", "paper_ari"}
 SWEEP_COLUMNS = ("dataset", "model", "level", "clusterer", "acc", "nmi", "ari", "paper_acc", "seconds")
@@ -140,6 +143,20 @@ def train_ddnmf(config, settings, log=print):
     return trainer.model, run(config, settings, trainer=trainer, log=log)
 
 
+def headed_scores(train, config, data, output_dir, name, log=print):
+    """The clustering head's scores (`--head-epochs`) on the network of runs/<name>: that run copied to
+    runs/<name>-head and resumed by `train` through the head epochs, which trains what one run with the head from
+    the start would."""
+    trained, run_dir = output_dir / "runs" / name, output_dir / "runs" / f"{name}-head"
+    if not is_run_dir(run_dir):
+        shutil.copytree(trained, run_dir, ignore=shutil.ignore_patterns(RESULTS_FILE, "run.lock"))
+    if (run_dir / RESULTS_FILE).is_file():
+        log(f"reusing the finished run in {run_dir}")
+    else:
+        train(config, dataclasses.replace(run_settings(data, output_dir, f"{name}-head"), resume=True), log=log)
+    return {"head": json.loads((run_dir / RESULTS_FILE).read_text())["metrics"]["head"]}
+
+
 def run_settings(data, output_dir, name):
     """The settings of one network's run; the run scores itself with K-means only, the table scores it fully."""
     return dataclasses.replace(data.settings, run_dir=str(output_dir / "runs" / name), clusterers=("kmeans",))
@@ -179,8 +196,10 @@ def method_rows(prefix, scores, started, paper):
 
 
 def comparison_table(data, config, output_dir, log=print):
-    """Rows of Table 1 or 2 (plus AE1, beyond the paper); draws Fig 2 and the NMF parts of the same runs."""
+    """Rows of Table 1 or 2 (plus AE1, and DDNMF+head with `config.head_epochs`, beyond the paper); draws Fig 2 and
+    the NMF parts of the same runs."""
     paper, seed, rank = PAPER_TABLES[data.name], config.seed, config.rank
+    headed, config = config, dataclasses.replace(config, head_epochs=0)
     started = time.perf_counter()
     rows = method_rows("", score(data.eval_images, data, seed), started, paper)
     started = time.perf_counter()
@@ -194,6 +213,10 @@ def comparison_table(data, config, output_dir, log=print):
     started = time.perf_counter()
     ddnmf = trained_model(train_ddnmf, config, run_settings(data, output_dir, "ddnmf"), log)
     rows += method_rows("DDNMF+", score(encode(ddnmf, data.eval_images), data, seed), started, paper)
+    if headed.head_epochs:
+        started = time.perf_counter()
+        rows += method_rows("DDNMF+", headed_scores(train_ddnmf, headed, data, output_dir, "ddnmf", log), started,
+                            paper)
     started = time.perf_counter()
     ae1 = trained_model(functools.partial(train_autoencoder, "ae1"), config, run_settings(data, output_dir, "ae1"), log)
     rows += method_rows("AE1+", score(encode(ae1, data.eval_images), data, seed), started, paper)
@@ -207,16 +230,21 @@ def comparison_table(data, config, output_dir, log=print):
 
 
 def noise_sweep(data, config, levels, output_dir, log=print):
-    """Records of Table 3 and Fig 3: DDNMF and AE1 trained under masking noise at each level, every clusterer."""
+    """Records of Table 3 and Fig 3: DDNMF and AE1 trained under masking noise at each level, every clusterer
+    (and, with `config.head_epochs`, the clustering head trained on from each network)."""
     trainers = {"DDNMF": train_ddnmf, "AE1": functools.partial(train_autoencoder, "ae1")}
     records = []
     for level in levels:
-        noisy_config = dataclasses.replace(config, noise_type="masking", noise_level=level)
+        headed = dataclasses.replace(config, noise_type="masking", noise_level=level)
+        noisy_config = dataclasses.replace(headed, head_epochs=0)
         for model, train in trainers.items():
             started = time.perf_counter()
-            settings = run_settings(data, output_dir, f"{data.name}-{model.lower()}-noise{level:g}")
+            name = f"{data.name}-{model.lower()}-noise{level:g}"
+            settings = run_settings(data, output_dir, name)
             scores = score(encode(trained_model(train, noisy_config, settings, log), data.eval_images), data,
                            config.seed)
+            if headed.head_epochs:
+                scores.update(headed_scores(train, headed, data, output_dir, name, log))
             seconds = round(time.perf_counter() - started, 1)
             paper_acc = PAPER_NOISE_ACC[data.name, model].get(level)
             for clusterer, metrics in scores.items():
@@ -307,6 +335,9 @@ def build_parser():
     parser.add_argument("--eval-images", type=int, help="score on a seeded random subset of this many images")
     parser.add_argument("--levels", type=parse_levels, default=NOISE_LEVELS,
                         help="table 3: masking noise levels, e.g. 0.1,0.5")
+    parser.add_argument("--head-epochs", type=int, default=0,
+                        help="also the clustering head (train.run --head-epochs) trained on from DDNMF's network "
+                             "(tables 1-3: DDNMF+head) and AE1's (table 3: AE1+head) for this many epochs")
     add_clusterers_flag(parser, "how every representation is scored")
     return parser
 
@@ -330,7 +361,7 @@ def main(argv=None):
     started = time.perf_counter()
     epochs = args.epochs or (1 if args.quick else DEFAULT_EPOCHS[args.table])
     small = dict(layer_sizes=QUICK_LAYERS, jit_compile=False) if args.quick else {}
-    config = DDNMFConfig(epochs=epochs, seed=args.seed, **small)
+    config = DDNMFConfig(epochs=epochs, seed=args.seed, head_epochs=args.head_epochs, **small)
     train_limit = args.train_images or (QUICK_IMAGES if args.quick else None)
     eval_limit = args.eval_images or (QUICK_IMAGES if args.quick else None)
     output_dir = Path(args.output_dir or f"runs/reproduce/table{args.table}")

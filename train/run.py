@@ -4,17 +4,19 @@ Writes config.json and settings.json at the start, then checkpoints, TensorBoard
 events and results.json into the run directory (--run-dir); watch it with
 `tensorboard --logdir runs/`. `--resume --run-dir RUN` continues a run with the
 settings it recorded; a flag that contradicts one of them is refused, except
-those a resume may change: --epochs, --learning-rate, --no-jit, --eval-every,
---summary-every, --checkpoint-every, --quiet, --clusterers, --umap-neighbors,
---strategy, --deterministic, --export-dir, and where the same data is read
-from (--source, --data-dir: its fingerprint must match).
+those a resume may change: --epochs, --learning-rate, --no-jit, --head-epochs,
+--head-learning-rate (and the other --head-* flags until the head has trained),
+--eval-every, --summary-every, --checkpoint-every, --quiet, --clusterers,
+--cluster-seed, --umap-neighbors, --strategy, --deterministic, --export-dir,
+and where the same data is read from (--source, --data-dir: its fingerprint
+must match).
 """
 
 import argparse
 import dataclasses
 import sys
 
-from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, DDNMFConfig
+from ddnmf_tf.config import HEAD_INITS, LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
 from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
@@ -66,6 +68,10 @@ def build_parser():
                       help="images: resize to HxW (needed when the images differ in size)")
 
     model = parser.add_argument_group("model (DDNMFConfig)")
+    model.add_argument("--preset", choices=sorted(PRESETS),
+                       help="authors: the authors' public script (--nmf-bias --gamma 1 --apposition-trains-supervisor "
+                            "--noise-fixed --noise-rescale, masking 0.1, --epochs 300); paper: equations 4-7 alone "
+                            "(--reconstruction-weight 0 --loss-reduction sum); flags given beside it override it")
     model.add_argument("--layers", dest="layer_sizes", type=parse_layers, default=DEFAULTS.layer_sizes,
                        help="encoder sizes after the input; the decoder mirrors them")
     model.add_argument("--rank", type=int, default=DEFAULTS.rank, help="NMF rank r: the width of H")
@@ -98,6 +104,19 @@ def build_parser():
     optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of every random choice")
     optimisation.add_argument("--no-jit", action="store_true", help="do not compile the training step with XLA")
 
+    head = parser.add_argument_group("clustering head (DEC self-training on H after the DDNMF epochs)")
+    head.add_argument("--head-epochs", type=int, default=DEFAULTS.head_epochs,
+                      help="epochs of the head phase (0: no head; K-means's centres are served)")
+    head.add_argument("--head-update-every", type=int, default=DEFAULTS.head_update_every,
+                      help="steps between refreshes of the target P from the whole training set")
+    head.add_argument("--head-weight", type=float, default=DEFAULTS.head_weight,
+                      help="weight of KL(P || Q) beside the interpretability loss L_in")
+    head.add_argument("--head-learning-rate", type=float, default=DEFAULTS.head_learning_rate,
+                      help="Adam rate of the head phase (its own: --lr-schedule does not touch it)")
+    head.add_argument("--head-init", choices=HEAD_INITS, default=DEFAULTS.head_init,
+                      help="where the centres start: K-means on H, or the means of UMAP+GMM's clusters (whose "
+                           "assignments are then the first P)")
+
     run = parser.add_argument_group("run")
     run.add_argument("--run-dir", "--output-dir", dest="run_dir",
                      help="run directory; when not given, runs/<dataset>-<time>")
@@ -108,6 +127,9 @@ def build_parser():
                      help="take over the run directory from another process's lock (run.lock) when none trains it")
     run.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (0: at the end only)")
     add_clusterers_flag(run)
+    run.add_argument("--cluster-seed", type=int,
+                     help="seed of the clusterers that score H and of the K-means centres served (default: --seed); "
+                          "the authors scored with 15")
     run.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
                      help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
     run.add_argument("--summary-every", type=int, default=50, help="write loss summaries every N steps")
@@ -143,7 +165,19 @@ def config_from_args(args):
         noise_rescale=args.noise_rescale, noise_fixed=args.noise_fixed,
         learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
         epochs=args.epochs, seed=args.seed, jit_compile=not args.no_jit,
+        head_epochs=args.head_epochs, head_update_every=args.head_update_every, head_weight=args.head_weight,
+        head_learning_rate=args.head_learning_rate, head_init=args.head_init,
     )
+
+
+def apply_preset(args, given):
+    """Set the fields of `args.preset` that no flag in `given` sets; returns `given` with the preset's fields."""
+    if args.preset is None:
+        return given
+    for name, value in PRESETS[args.preset].items():
+        if name not in given:
+            setattr(args, name, value)
+    return given | set(PRESETS[args.preset])
 
 
 def settings_from_args(args):
@@ -157,7 +191,7 @@ def settings_from_args(args):
         resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
         checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
         strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
-        umap_neighbors=args.umap_neighbors, break_lock=args.break_lock,
+        cluster_seed=args.cluster_seed, umap_neighbors=args.umap_neighbors, break_lock=args.break_lock,
     )
 
 
@@ -184,13 +218,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
+    given = apply_preset(args, given_fields(parser, argv))
     config, settings = config_from_args(args), settings_from_args(args)
     if args.resume:
         if args.run_dir is None:
             raise RunDirError("--resume needs --run-dir: the run to continue")
         if not is_run_dir(args.run_dir):
             raise RunDirError(f"--resume: {args.run_dir} holds no run to resume (no {CONFIG_FILE})")
-        config, settings = resumed_run(config, settings, given_fields(parser, argv))
+        config, settings = resumed_run(config, settings, given)
     run(config, settings)
 
 
