@@ -59,12 +59,13 @@ class DDNMFConfig:
     jit_compile: bool = True
 
     # The clustering head (ddnmf_tf.head): epochs of DEC self-training on H after the DDNMF epochs (0: none),
-    # jointly with L_in (IDEC's weights: 1 and 0.1; its target refreshed every 140 steps), at its own rate.
+    # jointly with L_in (IDEC's weights: 1 and 0.1; its target refreshed every 140 steps), at its own rate,
+    # starting from UMAP+GMM's clusters (docs/results.md, "The clustering head": above K-means's start on both).
     head_epochs: int = 0
     head_update_every: int = 140
     head_weight: float = 0.1
     head_learning_rate: float = 1e-3
-    head_init: str = "kmeans"
+    head_init: str = "umap_gmm"
 
     def __post_init__(self):
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))

@@ -114,8 +114,8 @@ def build_parser():
     head.add_argument("--head-learning-rate", type=float, default=DEFAULTS.head_learning_rate,
                       help="Adam rate of the head phase (its own: --lr-schedule does not touch it)")
     head.add_argument("--head-init", choices=HEAD_INITS, default=DEFAULTS.head_init,
-                      help="where the centres start: K-means on H, or the means of UMAP+GMM's clusters (whose "
-                           "assignments are then the first P)")
+                      help="where the centres start: the means in H of UMAP+GMM's clusters (whose assignments "
+                           "are then the first P), or K-means's centres on H")
 
     run = parser.add_argument_group("run")
     run.add_argument("--run-dir", "--output-dir", dest="run_dir",
