@@ -38,7 +38,7 @@ from ddnmf_tf import figures
 from ddnmf_tf.baselines import load_run_model, nmf_representation, train_autoencoder
 from ddnmf_tf.checkpoints import RESULTS_FILE, RunDirError, is_run_dir, load_config
 from ddnmf_tf.cli import CLIParser, add_clusterers_flag, comma_separated, run_cli
-from ddnmf_tf.config import DDNMFConfig, derive_seed
+from ddnmf_tf.config import HEAD_INITS, DDNMFConfig, derive_seed
 from ddnmf_tf.data import load_arrays
 from ddnmf_tf.evaluation import CLUSTERERS, evaluate_representation
 from ddnmf_tf.runner import RunSettings, encode, run
@@ -338,6 +338,8 @@ def build_parser():
     parser.add_argument("--head-epochs", type=int, default=0,
                         help="also the clustering head (train.run --head-epochs) trained on from DDNMF's network "
                              "(tables 1-3: DDNMF+head) and AE1's (table 3: AE1+head) for this many epochs")
+    parser.add_argument("--head-init", choices=HEAD_INITS, default=DDNMFConfig().head_init,
+                        help="the heads' first centres (train.run --head-init)")
     add_clusterers_flag(parser, "how every representation is scored")
     return parser
 
@@ -361,7 +363,8 @@ def main(argv=None):
     started = time.perf_counter()
     epochs = args.epochs or (1 if args.quick else DEFAULT_EPOCHS[args.table])
     small = dict(layer_sizes=QUICK_LAYERS, jit_compile=False) if args.quick else {}
-    config = DDNMFConfig(epochs=epochs, seed=args.seed, head_epochs=args.head_epochs, **small)
+    config = DDNMFConfig(epochs=epochs, seed=args.seed, head_epochs=args.head_epochs,
+                         head_init=args.head_init, **small)
     train_limit = args.train_images or (QUICK_IMAGES if args.quick else None)
     eval_limit = args.eval_images or (QUICK_IMAGES if args.quick else None)
     output_dir = Path(args.output_dir or f"runs/reproduce/table{args.table}")
