@@ -101,4 +101,5 @@ def test_table_3_with_heads_trains_a_head_on_ddnmf_and_on_ae1(data_dirs, tmp_pat
     assert heads == {(dataset, model) for dataset in ("mnist", "fashion_mnist") for model in ("DDNMF", "AE1")}
     assert "| AE1+head |" in (tmp_path / "table3.md").read_text()
     assert (tmp_path / "runs" / "mnist-ae1-noise0.5-head" / "autoencoder.json").is_file()
-    assert json.loads((tmp_path / "runs" / "mnist-ddnmf-noise0.5-head" / "config.json").read_text())["head_init"] == "kmeans"
+    headed_config = json.loads((tmp_path / "runs" / "mnist-ddnmf-noise0.5-head" / "config.json").read_text())
+    assert headed_config["head_init"] == "kmeans"
