@@ -48,7 +48,7 @@ AUTOENCODER_FILE = "autoencoder.json"
 # replays. The data's location (source, data_dir) may change: its fingerprints must not.
 RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile", "head_epochs", "head_learning_rate")
 # The clustering head's other fields may change until the head has trained a step.
-HEAD_FIELDS = ("head_update_every", "head_weight", "head_init")
+HEAD_FIELDS = ("head_update_every", "head_weight", "head_init", "head_init_sample")
 RESUMABLE_SETTINGS = ("source", "data_dir", "eval_dataset", "eval_limit", "clusters", "eval_every", "summary_every",
                       "checkpoint_every", "quiet", "clusterers", "cluster_seed", "umap_neighbors", "strategy", "deterministic",
                       "export_dir")

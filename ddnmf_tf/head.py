@@ -10,7 +10,10 @@ After the DDNMF epochs the head trains with the networks for `head_epochs`
 P is recomputed from the whole training set every `head_update_every`
 steps and held fixed in between. The centres mu start from K-means on the
 training set's H, or (`head_init="umap_gmm"`) as the means in H of UMAP+GMM's
-clusters, whose one-hot assignments are then the first P.
+clusters, whose one-hot assignments are then the first P. UMAP+GMM fits on a
+seeded sample of at most `head_init_sample` examples (0: all of them), and the
+rest join their nearest centre, so the start's cost stops growing with the
+training set.
 """
 
 import keras
@@ -77,21 +80,29 @@ class ClusteringHead(keras.layers.Layer):
         return {**super().get_config(), "clusters": self.clusters}
 
 
-def initial_centers(features, clusters, init, seed, umap_neighbors):
+def initial_centers(features, clusters, init, seed, umap_neighbors, sample=0):
     """(centres [K, r], first P [n, K] or None) of the head on the training set's H [n, r].
 
     kmeans: K-means's centres (P then comes from Q). umap_gmm: the mean H
     of each cluster UMAP+GMM finds, and its one-hot assignments as P; a
-    cluster it leaves empty takes K-means's centre.
+    cluster it leaves empty takes K-means's centre. With `sample` > 0 and
+    fewer than n, UMAP+GMM and that K-means fit on `sample` examples drawn
+    with `seed`, and every other example's P is its nearest centre's.
     """
     from ddnmf_tf import evaluation
 
     if init not in HEAD_INITS:
         raise ValueError(f"unknown head_init {init!r}; choose one of {', '.join(HEAD_INITS)}")
-    kmeans = evaluation.fit_kmeans(features, clusters, seed).cluster_centers_
+    features = np.asarray(features, np.float32)
+    fitted = np.arange(len(features))
+    if init == "umap_gmm" and 0 < sample < len(features):
+        fitted = np.sort(np.random.default_rng(seed).choice(len(features), sample, replace=False))
+    kmeans = evaluation.fit_kmeans(features[fitted], clusters, seed).cluster_centers_
     if init == "kmeans":
         return kmeans.astype(np.float32), None
-    assignments = evaluation.cluster(features, "umap_gmm", clusters, seed, umap_neighbors)
-    centers = np.array([features[assignments == j].mean(axis=0) if np.any(assignments == j) else kmeans[j]
+    assignments = evaluation.cluster(features[fitted], "umap_gmm", clusters, seed, umap_neighbors)
+    centers = np.array([features[fitted][assignments == j].mean(axis=0) if np.any(assignments == j) else kmeans[j]
                         for j in range(clusters)], np.float32)
-    return centers, np.eye(clusters, dtype=np.float32)[assignments]
+    nearest = soft_assignments(features, centers).argmax(axis=1)  # Student's t falls with distance
+    nearest[fitted] = assignments
+    return centers, np.eye(clusters, dtype=np.float32)[nearest]

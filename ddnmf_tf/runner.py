@@ -444,10 +444,12 @@ class _TrainingLoop:
         features = encode(trainer.model, data.train.values, data.preprocessing)
         targets = None
         if trainer.head_steps == 0:
+            sampled = config.head_init == "umap_gmm" and 0 < config.head_init_sample < len(data.train)
             self.log(f"clustering head: {data.clusters} centres from {config.head_init} on the H of "
-                     f"{len(data.train)} training examples")
+                     f"{len(data.train)} training examples"
+                     + (f" (fitted on a sample of {config.head_init_sample})" if sampled else ""))
             centers, targets = initial_centers(features, data.clusters, config.head_init, config.seed,
-                                               self.settings.umap_neighbors)
+                                               self.settings.umap_neighbors, config.head_init_sample)
             trainer.head.set_centers(centers)
         assignments = soft_assignments(features, trainer.head.centers.numpy())
         if targets is None:

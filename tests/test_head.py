@@ -70,6 +70,32 @@ def test_initial_centres_from_kmeans_or_umap_gmm():
     # each centre is the mean of its cluster's members
     for cluster in range(3):
         np.testing.assert_allclose(centers[cluster], blobs[targets[:, cluster] == 1].mean(0), rtol=1e-5)
+    # a sample as large as the set changes nothing
+    same_centers, same_targets = initial_centers(blobs, 3, "umap_gmm", seed=0, umap_neighbors=15, sample=120)
+    np.testing.assert_array_equal(same_centers, centers)
+    np.testing.assert_array_equal(same_targets, targets)
+
+
+def test_a_sampled_umap_gmm_start_fits_on_the_sample_and_the_rest_join_the_nearest_centre():
+    rng = np.random.default_rng(2)
+    blobs = np.concatenate([rng.normal(loc, 0.05, (100, 3)) for loc in (0.0, 1.0, 2.0)]).astype("float32")
+    centers, targets = initial_centers(blobs, 3, "umap_gmm", seed=0, umap_neighbors=15, sample=60)
+    again = initial_centers(blobs, 3, "umap_gmm", seed=0, umap_neighbors=15, sample=60)
+    np.testing.assert_array_equal(again[0], centers)
+    np.testing.assert_array_equal(again[1], targets)
+    assert centers.shape == (3, 3) and targets.shape == (300, 3)
+    np.testing.assert_array_equal(targets.sum(1), 1)
+    fitted = np.sort(np.random.default_rng(0).choice(300, 60, replace=False))
+    for cluster in range(3):  # a centre is the mean of its sampled members only
+        members = fitted[targets[fitted, cluster] == 1]
+        np.testing.assert_allclose(centers[cluster], blobs[members].mean(0), rtol=1e-5)
+        assert not np.allclose(centers[cluster], blobs[targets[:, cluster] == 1].mean(0), rtol=0, atol=1e-7)
+    rest = np.setdiff1d(np.arange(300), fitted)
+    distances = ((blobs[rest, None] - centers[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(targets[rest].argmax(1), distances.argmin(1))
+    # the three blobs are found: each holds one cluster
+    np.testing.assert_array_equal(np.sort(targets.argmax(1).reshape(3, 100)[:, 0]), [0, 1, 2])
+    assert all(len(set(row)) == 1 for row in targets.argmax(1).reshape(3, 100))
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -78,6 +104,7 @@ def test_initial_centres_from_kmeans_or_umap_gmm():
     (dict(head_weight=-0.1), "loss weight head_weight must be a finite number >= 0"),
     (dict(head_learning_rate=0.0), "head_learning_rate must be a finite number > 0"),
     (dict(head_init="dbscan"), "unknown head_init 'dbscan'"),
+    (dict(head_init_sample=-1), "head_init_sample must be a whole number >= 0"),
 ])
 def test_bad_head_settings_are_refused(fields, message):
     with pytest.raises(ConfigError, match=message):
@@ -104,8 +131,9 @@ def test_the_head_step_moves_the_centres_and_the_networks(small_config):
 
 def test_a_run_with_a_head_scores_serves_and_logs_it(data_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    results = _train(data_dir, run_dir, "--epochs", "1", "--head-epochs", "2", *HEAD,
+    results = _train(data_dir, run_dir, "--epochs", "1", "--head-epochs", "2", *HEAD, "--head-init-sample", "120",
                      "--export-dir", str(tmp_path / "export"))
+    assert "centres from umap_gmm on the H of 200 training examples (fitted on a sample of 120)" in capsys.readouterr().out
     assert results["steps"] == 12 and results["served_centers"] == "head"
     assert set(results["metrics"]) == {"kmeans", "head"}
     assert 0 < results["head_wall_seconds"] < results["wall_seconds"]

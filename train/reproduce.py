@@ -340,6 +340,8 @@ def build_parser():
                              "(tables 1-3: DDNMF+head) and AE1's (table 3: AE1+head) for this many epochs")
     parser.add_argument("--head-init", choices=HEAD_INITS, default=DDNMFConfig().head_init,
                         help="the heads' first centres (train.run --head-init)")
+    parser.add_argument("--head-init-sample", type=int, default=DDNMFConfig().head_init_sample,
+                        help="the training examples UMAP+GMM's start fits at most (train.run --head-init-sample)")
     add_clusterers_flag(parser, "how every representation is scored")
     return parser
 
@@ -364,7 +366,7 @@ def main(argv=None):
     epochs = args.epochs or (1 if args.quick else DEFAULT_EPOCHS[args.table])
     small = dict(layer_sizes=QUICK_LAYERS, jit_compile=False) if args.quick else {}
     config = DDNMFConfig(epochs=epochs, seed=args.seed, head_epochs=args.head_epochs,
-                         head_init=args.head_init, **small)
+                         head_init=args.head_init, head_init_sample=args.head_init_sample, **small)
     train_limit = args.train_images or (QUICK_IMAGES if args.quick else None)
     eval_limit = args.eval_images or (QUICK_IMAGES if args.quick else None)
     output_dir = Path(args.output_dir or f"runs/reproduce/table{args.table}")

@@ -116,6 +116,9 @@ def build_parser():
     head.add_argument("--head-init", choices=HEAD_INITS, default=DEFAULTS.head_init,
                       help="where the centres start: the means in H of UMAP+GMM's clusters (whose assignments "
                            "are then the first P), or K-means's centres on H")
+    head.add_argument("--head-init-sample", type=int, default=DEFAULTS.head_init_sample,
+                      help="fit the UMAP+GMM start on a seeded sample of at most this many training examples; "
+                           "the rest join their nearest centre (0: all)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--run-dir", "--output-dir", dest="run_dir",
@@ -167,6 +170,7 @@ def config_from_args(args):
         epochs=args.epochs, seed=args.seed, jit_compile=not args.no_jit,
         head_epochs=args.head_epochs, head_update_every=args.head_update_every, head_weight=args.head_weight,
         head_learning_rate=args.head_learning_rate, head_init=args.head_init,
+        head_init_sample=args.head_init_sample,
     )
 
 
