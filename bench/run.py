@@ -554,7 +554,7 @@ def bench_serving(sizes, workdir):
 
 def bench_head(sizes):
     """The clustering head's cost, measured in interleaved rounds (best kept) at batch 128."""
-    from ddnmf_tf.head import initial_centers, soft_assignments, target_distribution
+    from ddnmf_tf.head import initial_centers, soft_assignments, start_sample_size, target_distribution
     from ddnmf_tf.runner import encode
     from ddnmf_tf.training import DDNMFTrainer
 
@@ -579,7 +579,7 @@ def bench_head(sizes):
         target_distribution(soft_assignments(encode(trainer.model, images), trainer.head.centers.numpy()))
 
     features = encode(trainer.model, images)
-    sample = min(config.head_init_sample or sizes.head_images, sizes.head_images)  # what UMAP+GMM's start fits
+    sample = start_sample_size("umap_gmm", config.head_init_sample, sizes.head_images)  # what its start fits
     best = {}
     for _ in range(sizes.rounds + 1):  # the first round compiles and warms up, and is dropped
         for name, work in (("ddnmf", ddnmf_steps), ("head", head_steps), ("refresh", refresh),
@@ -601,7 +601,7 @@ def bench_head(sizes):
         # Both starts scale about linearly with the examples they fit; UMAP+GMM's fits a sample of at most
         # head_init_sample, and the rest join their nearest centre in one pass of Q, priced as a refresh.
         fitted = {"kmeans": (examples, sizes.head_images),
-                  "umap_gmm": (min(examples, config.head_init_sample or examples), sample)}
+                  "umap_gmm": (start_sample_size("umap_gmm", config.head_init_sample, examples), sample)}
         for start, (count, measured_on) in fitted.items():
             total = (head_seconds + seconds[f"{start}_start"] * count / measured_on
                      + (examples - count) * refresh_per_image)

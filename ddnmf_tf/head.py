@@ -80,6 +80,11 @@ class ClusteringHead(keras.layers.Layer):
         return {**super().get_config(), "clusters": self.clusters}
 
 
+def start_sample_size(init, sample, count):
+    """How many of `count` training examples the `init` start fits: UMAP+GMM's at most `sample` (0: all)."""
+    return min(sample, count) if init == "umap_gmm" and sample > 0 else count
+
+
 def initial_centers(features, clusters, init, seed, umap_neighbors, sample=0):
     """(centres [K, r], first P [n, K] or None) of the head on the training set's H [n, r].
 
@@ -94,15 +99,18 @@ def initial_centers(features, clusters, init, seed, umap_neighbors, sample=0):
     if init not in HEAD_INITS:
         raise ValueError(f"unknown head_init {init!r}; choose one of {', '.join(HEAD_INITS)}")
     features = np.asarray(features, np.float32)
-    fitted = np.arange(len(features))
-    if init == "umap_gmm" and 0 < sample < len(features):
-        fitted = np.sort(np.random.default_rng(seed).choice(len(features), sample, replace=False))
-    kmeans = evaluation.fit_kmeans(features[fitted], clusters, seed).cluster_centers_
+    size = start_sample_size(init, sample, len(features))
+    fitted = None if size == len(features) else np.sort(np.random.default_rng(seed).choice(len(features), size,
+                                                                                           replace=False))
+    fit_on = features if fitted is None else features[fitted]
+    kmeans = evaluation.fit_kmeans(fit_on, clusters, seed).cluster_centers_
     if init == "kmeans":
         return kmeans.astype(np.float32), None
-    assignments = evaluation.cluster(features[fitted], "umap_gmm", clusters, seed, umap_neighbors)
-    centers = np.array([features[fitted][assignments == j].mean(axis=0) if np.any(assignments == j) else kmeans[j]
+    assignments = evaluation.cluster(fit_on, "umap_gmm", clusters, seed, umap_neighbors)
+    centers = np.array([fit_on[assignments == j].mean(axis=0) if np.any(assignments == j) else kmeans[j]
                         for j in range(clusters)], np.float32)
-    nearest = soft_assignments(features, centers).argmax(axis=1)  # Student's t falls with distance
-    nearest[fitted] = assignments
-    return centers, np.eye(clusters, dtype=np.float32)[nearest]
+    if fitted is not None:
+        nearest = soft_assignments(features, centers).argmax(axis=1)  # Student's t falls with distance
+        nearest[fitted] = assignments
+        assignments = nearest
+    return centers, np.eye(clusters, dtype=np.float32)[assignments]

@@ -18,7 +18,7 @@ from ddnmf_tf import checkpoints, evaluation, summaries
 from ddnmf_tf.data import Examples, fingerprint, has_splits, is_named, load_examples
 from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
-from ddnmf_tf.head import initial_centers, soft_assignments, target_distribution
+from ddnmf_tf.head import initial_centers, soft_assignments, start_sample_size, target_distribution
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
 from ddnmf_tf.preprocessing import Preprocessing, save_preprocessing
@@ -444,10 +444,10 @@ class _TrainingLoop:
         features = encode(trainer.model, data.train.values, data.preprocessing)
         targets = None
         if trainer.head_steps == 0:
-            sampled = config.head_init == "umap_gmm" and 0 < config.head_init_sample < len(data.train)
+            size = start_sample_size(config.head_init, config.head_init_sample, len(data.train))
             self.log(f"clustering head: {data.clusters} centres from {config.head_init} on the H of "
                      f"{len(data.train)} training examples"
-                     + (f" (fitted on a sample of {config.head_init_sample})" if sampled else ""))
+                     + (f" (fitted on a sample of {size})" if size < len(data.train) else ""))
             centers, targets = initial_centers(features, data.clusters, config.head_init, config.seed,
                                                self.settings.umap_neighbors, config.head_init_sample)
             trainer.head.set_centers(centers)
