@@ -8,10 +8,10 @@ Layout of a run directory (also the TensorBoard logdir):
     run.lock               while a process trains the run: its pid and host (ddnmf_tf.runlock)
     checkpoints/           tf.train.CheckpointManager files (both networks, optimizer with its step,
                            training seconds and images so far; with a clustering head, also its
-                           centres, optimizer, self-training targets P and their last clusters)
+                           weights, optimizer, clock and the target cluster of every training example)
     preprocessing.json     how stored values become inputs in [0, 1], and one example's shape
-    cluster_centers.npy    the centres served: the clustering head's, or K-means's on the training split's H
-    assignments.npy        the cluster of every training example (its nearest centre), int64
+    cluster_centers.npy    without a trained clustering head: K-means's centres on the training split's H (served)
+    assignments.npy        the served cluster of every training example, int64
     cluster_labels.npy     labeled training data only: the label of each cluster (Hungarian matching), int64
     results.json           what `train.run` measured (written at the end)
     autoencoder.json       only in a baseline autoencoder's run (`ddnmf_tf.baselines`): {"kind": "ae1"}
@@ -48,7 +48,7 @@ AUTOENCODER_FILE = "autoencoder.json"
 # replays. The data's location (source, data_dir) may change: its fingerprints must not.
 RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile", "head_epochs", "head_learning_rate")
 # The clustering head's other fields may change until the head has trained a step.
-HEAD_FIELDS = ("head_update_every", "head_weight", "head_init", "head_init_sample")
+HEAD_FIELDS = ("head_layers", "head_weight", "head_confidence", "head_update_every", "head_init_sample")
 RESUMABLE_SETTINGS = ("source", "data_dir", "eval_dataset", "eval_limit", "clusters", "eval_every", "summary_every",
                       "checkpoint_every", "quiet", "clusterers", "cluster_seed", "umap_neighbors", "strategy", "deterministic",
                       "export_dir")
@@ -135,7 +135,7 @@ def check_resumable(run_dir, config, settings):
     recorded_config = load_config(run_dir).to_dict()
     recorded = load_settings(run_dir)
     free = RESUMABLE_CHANGES + ("input_dim",)  # input_dim comes from the data
-    if not has_checkpoint(run_dir) or load_head_centers(run_dir, log=lambda line: None) is None:
+    if not has_checkpoint(run_dir) or head_clusters(newest_intact_checkpoint(run_dir, lambda line: None)) is None:
         free += HEAD_FIELDS
     pairs = [(name, recorded_config[name], value) for name, value in config.to_dict().items()
              if name not in free and name in recorded_config]
@@ -248,14 +248,19 @@ def restore_training(model, optimizer, clock, run_dir, log=print, head=None):
     start. Returns the path restored.
     """
     path = newest_intact_checkpoint(run_dir, log)
-    saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    names = {name for name, _ in tf.train.list_variables(path)}
+    saved = {name.split("/")[0] for name in names}
+    if _DEC_HEAD_CENTERS in names:  # an older version's head of another kind: the head phase starts anew
+        saved.discard("head")
+        log(f"checkpoint {Path(path).name} holds a clustering head of an older kind (Student's t centres): "
+            "a new head trains if --head-epochs asks for one")
     if "clock" not in saved:
         clock = None
         log(f"checkpoint {Path(path).name} holds no training clock (written by an older version): "
             "results.json's wall seconds count from this resume")
     status = restore(training_checkpoint(model, optimizer, clock, head if "head" in saved else None), path)
-    if "head" in saved and head is None:
-        status.expect_partial()  # a head trained before, not asked for now
+    if any(name.startswith("head/") for name in names) and (head is None or "head" not in saved):
+        status.expect_partial()  # a head trained before, not asked for now (or of an older kind)
     try:
         status.assert_existing_objects_matched()
     except AssertionError:
@@ -301,23 +306,28 @@ def save_array(run_dir, name, array):
     write_atomic(Path(run_dir) / name, buffer.getvalue())
 
 
-def load_head_centers(run_dir, log=print):
-    """The clustering head's centres [K, rank] in the run's newest intact checkpoint; None when it has no head or
-    its head has not trained yet."""
-    reader = tf.train.load_checkpoint(newest_intact_checkpoint(run_dir, log))
-    names = reader.get_variable_to_shape_map()
-    if _HEAD_STEPS not in names or int(reader.get_tensor(_HEAD_STEPS)) == 0:
+def head_clusters(path):
+    """The number of clusters of the trained clustering head in checkpoint `path`; None when it has no head, its
+    head has not trained yet, or its head is of an older kind."""
+    shapes = dict(tf.train.list_variables(path))
+    if _HEAD_STEPS not in shapes or _DEC_HEAD_CENTERS in shapes:
         return None
-    return reader.get_tensor(_HEAD_CENTERS)
+    if int(tf.train.load_checkpoint(path).get_tensor(_HEAD_STEPS)) == 0:
+        return None
+    biases = sorted((name for name in shapes if name.startswith(_HEAD_BIAS_PREFIX)),
+                    key=lambda name: int(name[len(_HEAD_BIAS_PREFIX):].split("/")[0]))
+    return int(shapes[biases[-1]][0])
 
 
-# Keys of the clustering head's step count and centres in a training checkpoint (training.DDNMFTrainer.head_state).
+# Keys in a training checkpoint (training.DDNMFTrainer.head_state): the head's step count, its layers' biases,
+# and the centres of an older version's head (DEC's Student's t).
 _HEAD_STEPS = "head/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
-_HEAD_CENTERS = "head/layer/centers/.ATTRIBUTES/VARIABLE_VALUE"
+_HEAD_BIAS_PREFIX = "head/layer/bias_"
+_DEC_HEAD_CENTERS = "head/layer/centers/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def load_cluster_centers(run_dir):
-    """K-means centres saved with the run, or None when it has none."""
+    """The K-means centres saved with the run (or an older version's head centres), or None when it has none."""
     path = Path(run_dir) / CLUSTER_CENTERS_FILE
     return np.load(path) if path.is_file() else None
 

@@ -11,7 +11,6 @@ import numpy as np
 NOISE_TYPES = ("masking", "gaussian", "salt_and_pepper")
 LR_SCHEDULES = ("constant", "cosine", "step", "warmup", "restarts")  # training.learning_rate_at
 LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.losses)
-HEAD_INITS = ("kmeans", "umap_gmm")  # where the clustering head's centres start (ddnmf_tf.head)
 
 
 class ConfigError(ValueError):
@@ -58,32 +57,39 @@ class DDNMFConfig:
     seed: int = 0
     jit_compile: bool = True
 
-    # The clustering head (ddnmf_tf.head): epochs of DEC self-training on H after the DDNMF epochs (0: none),
-    # jointly with L_in (IDEC's weights: 1 and 0.1; its target refreshed every 140 steps), at its own rate,
-    # starting from UMAP+GMM's clusters (docs/results.md, "The clustering head": above K-means's start on both)
-    # fitted on a sample of at most head_init_sample training examples (0: all; 5,000 keeps 1 head epoch after
-    # 10 Fashion-MNIST epochs, and 15 after 100 MNIST-10k epochs, within a quarter of the DDNMF training).
-    head_epochs: int = 0
-    head_update_every: int = 140
-    head_weight: float = 0.1
+    # The clustering head (ddnmf_tf.head): a softmax MLP on H trained for head_epochs after the DDNMF epochs
+    # (0: none, K-means's centres are served), jointly with L_in, on UMAP+GMM's confident clusters of a sample
+    # of at most head_init_sample training examples (0: all), then on its own confident predictions every
+    # head_update_every steps (0: never). docs/results.md, "The clustering head", measures these defaults.
+    head_epochs: int = 5
+    head_layers: Tuple[int, ...] = (256, 256)
+    head_weight: float = 1.0
     head_learning_rate: float = 1e-3
-    head_init: str = "umap_gmm"
-    head_init_sample: int = 5_000
+    head_confidence: float = 0.9
+    head_update_every: int = 0
+    head_init_sample: int = 10_000
 
     def __post_init__(self):
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))
+        object.__setattr__(self, "head_layers", tuple(self.head_layers))
         _validate(self)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field."""
         as_dict = dataclasses.asdict(self)
         as_dict["layer_sizes"] = list(self.layer_sizes)
+        as_dict["head_layers"] = list(self.head_layers)
         return as_dict
 
     @classmethod
     def from_dict(cls, values: dict) -> "DDNMFConfig":
-        """Build from `to_dict` output; unknown keys are an error."""
+        """Build from `to_dict` output; unknown keys are an error. A dict with RETIRED_FIELDS (an older version's
+        config.json) keeps none of its head fields: its head, if any, is not served, and one trained on resuming
+        it takes the current defaults."""
         known = {field.name for field in dataclasses.fields(cls)}
+        if any(name in values for name in RETIRED_FIELDS):  # an older version's DEC head: its fields meant other things
+            values = {name: value for name, value in values.items() if not name.startswith("head_")}
+            values["head_epochs"] = 0
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
@@ -92,6 +98,9 @@ class DDNMFConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+
+# A field that older versions wrote into config.json, with a clustering head of DEC's kind (Student's t centres).
+RETIRED_FIELDS = ("head_init",)
 
 # Named sets of fields (train.run --preset); flags given beside a preset override it.
 PRESETS = {
@@ -122,7 +131,7 @@ def _is_whole(value) -> bool:
 def _validate(config: DDNMFConfig) -> None:
     if not config.layer_sizes:
         raise ConfigError("layer_sizes is empty: give at least one encoder layer size, e.g. 500,500,2000")
-    for name in ("input_dim", "rank", "batch_size", "epochs", "head_update_every"):
+    for name in ("input_dim", "rank", "batch_size", "epochs"):
         value = getattr(config, name)
         if not _is_whole(value) or value <= 0:
             raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
@@ -153,11 +162,16 @@ def _validate(config: DDNMFConfig) -> None:
         )
     if not _is_whole(config.head_epochs) or config.head_epochs < 0:
         raise ConfigError(f"head_epochs must be a whole number >= 0, got {config.head_epochs!r}")
+    for width in config.head_layers:
+        if not _is_whole(width) or width <= 0:
+            raise ConfigError(f"head_layers must be positive whole numbers, got {list(config.head_layers)!r}")
+    if not _is_whole(config.head_update_every) or config.head_update_every < 0:
+        raise ConfigError(f"head_update_every must be a whole number >= 0, got {config.head_update_every!r}")
+    if not _is_number(config.head_confidence) or not 0 <= config.head_confidence < 1:
+        raise ConfigError(f"head_confidence must be in [0, 1), got {config.head_confidence!r}")
     if not _is_whole(config.head_init_sample) or config.head_init_sample < 0:
         raise ConfigError(f"head_init_sample must be a whole number >= 0, got {config.head_init_sample!r}")
     if not _is_number(config.head_learning_rate) or not 0 < config.head_learning_rate < math.inf:
         raise ConfigError(f"head_learning_rate must be a finite number > 0, got {config.head_learning_rate!r}")
-    if config.head_init not in HEAD_INITS:
-        raise ConfigError(f"unknown head_init {config.head_init!r}; choose one of {', '.join(HEAD_INITS)}")
     if not _is_whole(config.seed) or config.seed < 0:
         raise ConfigError(f"seed must be a whole number >= 0, got {config.seed!r}")

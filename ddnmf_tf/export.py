@@ -15,13 +15,13 @@ Signatures (docs/serving.md has the tables and request examples):
                      (only for image data stored as uint8; a grayscale image may come
                      with or without its channel axis)
 
-Both return `representation` (H, float32 [batch, rank]) and, when cluster
-centres are given, `cluster` (int64 [batch], the nearest centre),
+Both return what `ddnmf_tf.inference.Served.outputs` computes:
+`representation` (H, float32 [batch, rank]); with a clustering head,
+`cluster` (int64 [batch], the head's argmax) and `cluster_probabilities`
+(float32 [batch, k], its softmax: rows sum to 1, largest at `cluster`);
+without one, from K-means's centres, `cluster` (the nearest centre),
 `cluster_distances` (float32 [batch, k], SQUARED Euclidean distances) and
-`cluster_probabilities` (float32 [batch, k], Student's t soft assignment
-as DEC's: q_j proportional to 1 / (1 + distance_j), summing to 1, largest at
-`cluster`). A run with a clustering head serves the head's centres, so
-these are its Q; any other run serves K-means's centres. When the run's
+`cluster_probabilities` (Student's t on them, as DEC's q). When the run's
 training data had labels, also `label` (int64 [batch], the label of the
 cluster, by the Hungarian matching on the training split).
 Inputs are declared without a shape and checked in the graph, so that a
@@ -44,9 +44,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf.checkpoints import load_cluster_centers, load_cluster_labels, load_model
-from ddnmf_tf.head import soft_assignment, squared_distances
-from ddnmf_tf.preprocessing import PREPROCESSING_FILE, default_preprocessing, load_preprocessing
+from ddnmf_tf.inference import Served, load_served
+from ddnmf_tf.preprocessing import PREPROCESSING_FILE, default_preprocessing
 
 CONFIG_ASSET = "ddnmf_config.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -61,35 +60,41 @@ class ExportError(ValueError):
 
 
 def export_run(run_dir, export_dir, version=None, overwrite=False):
-    """Export the newest intact checkpoint of a run directory (with its preprocessing and cluster centres, if
-    any); returns the version dir."""
-    model = load_model(run_dir)
-    return export_model(model, export_dir, load_cluster_centers(run_dir), version, overwrite,
-                        load_preprocessing(run_dir, model.config.input_dim), load_cluster_labels(run_dir))
+    """Export what a run directory serves (`ddnmf_tf.inference.load_served`: its newest intact checkpoint, its
+    preprocessing, its clustering head or cluster centres, its cluster labels); returns the version dir."""
+    return export_served(load_served(run_dir), export_dir, version, overwrite)
 
 
 def export_model(model, export_dir, cluster_centers=None, version=None, overwrite=False, preprocessing=None,
-                 cluster_labels=None):
+                 cluster_labels=None, head=None):
     """Export a built DDNMF model as `<export_dir>/<version>/`; returns that directory.
 
     `version` defaults to one more than the highest numeric version present (1
     when none). An existing version is an ExportError unless `overwrite`.
     `preprocessing` (default: 28x28 images, or vectors, stored as uint8) sets
-    the signatures' scaling and the uint8 signature's image shape;
-    `cluster_labels` (int [k], with centres only) adds the `label` output.
+    the signatures' scaling and the uint8 signature's image shape; `head`
+    (a trained ddnmf_tf.head.ClusteringHead) or `cluster_centers` [k, rank]
+    give the clusters; `cluster_labels` (int [k]) adds the `label` output.
     """
     if not model.built:
         raise ExportError("the model is not built: train it or restore a checkpoint before exporting")
     centers = _checked_centers(cluster_centers, model.config.rank)
     preprocessing = preprocessing or default_preprocessing(model.config.input_dim)
+    clusters = head.clusters if head is not None else None if centers is None else len(centers)
     if cluster_labels is not None:
         cluster_labels = np.asarray(cluster_labels, np.int64)
-        if centers is None or cluster_labels.shape != (len(centers),):
-            raise ExportError(f"cluster labels must have one label per cluster centre, got shape "
-                              f"{list(cluster_labels.shape)}" + ("" if centers is not None else " and no centres"))
+        if clusters is None or cluster_labels.shape != (clusters,):
+            raise ExportError(f"cluster labels must have one label per cluster, got shape "
+                              f"{list(cluster_labels.shape)}" + ("" if clusters is not None else " and no clusters"))
     if preprocessing.input_dim != model.config.input_dim:
         raise ExportError(f"preprocessing for {preprocessing.input_dim} features, the model takes "
                           f"{model.config.input_dim}")
+    return export_served(Served(model, preprocessing, head, None if head is not None else centers, cluster_labels),
+                         export_dir, version, overwrite)
+
+
+def export_served(served, export_dir, version=None, overwrite=False):
+    """Write `served` (ddnmf_tf.inference.Served) as the SavedModel `<export_dir>/<version>/`, atomically."""
     export_dir = Path(export_dir)
     if export_dir.exists() and not export_dir.is_dir():
         raise ExportError(f"export directory {export_dir} is not a folder")
@@ -101,8 +106,8 @@ def export_model(model, export_dir, cluster_centers=None, version=None, overwrit
     staging = _scratch_path(export_dir, f"new-{version}")
     staging.mkdir()
     try:
-        _write_saved_model(model, staging, centers, preprocessing, cluster_labels)
-        _write_config_asset(model.config, preprocessing, staging)
+        _write_saved_model(served, staging)
+        _write_config_asset(served.model.config, served.preprocessing, staging)
         _move_into_place(staging, version_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -118,35 +123,28 @@ def next_version(export_dir):
     return max((int(path.name) for path in export_dir.iterdir() if _is_version_dir(path)), default=0) + 1
 
 
-def _write_saved_model(model, path, cluster_centers, preprocessing, cluster_labels):
-    """Write the serving signatures of `model` as a SavedModel at `path`."""
+def _write_saved_model(served, path):
+    """Write the serving signatures of `served` as a SavedModel at `path`."""
     # Keras's ExportArchive rather than tf.saved_model.save of a tf.Module holding the model: it saves the
     # tf.Variables the signatures read. Saving the Keras model itself adds copies of its variables that the
     # checkpoint restores instead, which TF Serving's loader then leaves uninitialized (FailedPrecondition).
     archive = keras.export.ExportArchive()
-    for name, serve, input_spec in _serving_functions(model, cluster_centers, preprocessing, cluster_labels):
+    if served.head is not None:
+        archive.track(served.head)
+    for name, serve, input_spec in _serving_functions(served):
         archive.add_endpoint(name, serve, input_signature=[input_spec])
     archive.write_out(str(path), verbose=False)
 
 
-def _serving_functions(model, cluster_centers, preprocessing, cluster_labels=None):
+def _serving_functions(served):
     """(signature name, function, input spec) of every signature the export serves."""
-    width = model.config.input_dim
-
-    def outputs(rows):
-        representation = model.student.representation(rows)
-        if cluster_centers is None:
-            return {"representation": representation}
-        clusters = _nearest_center(representation, cluster_centers)
-        if cluster_labels is not None:
-            clusters["label"] = tf.gather(tf.constant(cluster_labels), clusters["cluster"])
-        return {"representation": representation, **clusters}
+    width, preprocessing = served.model.config.input_dim, served.preprocessing
 
     def serve_floats(images):
-        return outputs(preprocessing.apply_tf(_checked_rows(images, width)))
+        return served.outputs(preprocessing.apply_tf(_checked_rows(images, width)))
 
     def serve_uint8(images):
-        return outputs(_rows_from_uint8(images, preprocessing.shape))
+        return served.outputs(_rows_from_uint8(images, preprocessing.shape))
 
     # Inputs are declared with no shape and checked in the graph by EnsureShape: TF Serving does not compare a
     # request's shape with the signature's, and grappler drops any check that a declared shape already answers,
@@ -171,14 +169,6 @@ def _rows_from_uint8(images, shape):
         images = tf.cond(tf.rank(images) == 3, lambda: images[..., tf.newaxis], lambda: images)
     checked = tf.ensure_shape(images, [None, height, width, channels])
     return tf.cast(tf.reshape(checked, [-1, height * width * channels]), tf.float32) / 255.0
-
-
-def _nearest_center(representation, cluster_centers):
-    """The index of the nearest centre, the squared Euclidean distances to every centre and the clustering
-    head's soft assignment Q on them."""
-    distances = squared_distances(representation, tf.constant(cluster_centers))
-    return {"cluster": tf.argmin(distances, axis=1, output_type=tf.int64), "cluster_distances": distances,
-            "cluster_probabilities": soft_assignment(distances)}
 
 
 def _checked_centers(cluster_centers, rank):

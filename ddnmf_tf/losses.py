@@ -1,4 +1,4 @@
-"""The terms of the interpretability loss (paper eqs 4-7) and the clustering head's KL(P || Q).
+"""The terms of the interpretability loss (paper eqs 4-7) and the clustering head's cross-entropy.
 
 Reduction: by default every squared error is a MEAN over the features of a
 layer and over the examples, where the paper writes squared norms (sums).
@@ -83,11 +83,10 @@ def interpretability_loss(symmetric, apposition, non_negative, alpha, beta, gamm
     return alpha * symmetric + beta * apposition + gamma * non_negative + reconstruction_weight * reconstruction
 
 
-def clustering_loss(targets, assignments, global_batch_size=None):
-    """KL(P || Q) (DEC eq 2), the clustering head's loss: sum_j p_ij log(p_ij / q_ij) of each example, batch mean.
-
-    `targets` P and `assignments` Q are [batch, K] rows summing to 1.
-    """
-    tiny = 1e-12  # 0 log 0 = 0
-    per_example = ops.sum(targets * (ops.log(targets + tiny) - ops.log(assignments + tiny)), axis=-1)
-    return _batch_mean(per_example, global_batch_size)
+def clustering_loss(targets, logits, global_batch_size=None):
+    """The clustering head's loss: the cross-entropy -log p(target) of each example that has a target (int
+    `targets` >= 0; 0 for the others), batch mean. `logits` [batch, K] are the head's scores before the softmax."""
+    has_target = targets >= 0
+    picked = ops.take_along_axis(ops.log_softmax(logits, axis=-1),
+                                 ops.expand_dims(ops.where(has_target, targets, 0), -1), axis=-1)[:, 0]
+    return _batch_mean(ops.where(has_target, -picked, ops.zeros_like(picked)), global_batch_size)

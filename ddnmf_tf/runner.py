@@ -18,7 +18,8 @@ from ddnmf_tf import checkpoints, evaluation, summaries
 from ddnmf_tf.data import Examples, fingerprint, has_splits, is_named, load_examples
 from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
-from ddnmf_tf.head import initial_centers, soft_assignments, start_sample_size, target_distribution
+from ddnmf_tf.head import NEIGHBOURS, initial_targets, self_labels, start_sample_size
+from ddnmf_tf.inference import PREDICT_BATCH, Served
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
 from ddnmf_tf.preprocessing import Preprocessing, save_preprocessing
@@ -26,7 +27,6 @@ from ddnmf_tf.runlock import RunLock
 from ddnmf_tf.training import DDNMFTrainer, learning_rate_at, training_batches
 
 PREVIEW_IMAGES = 8
-PREDICT_BATCH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,29 +105,27 @@ def default_run_dir(dataset):
 
 
 def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS, umap_neighbors=evaluation.UMAP_NEIGHBORS,
-          preprocessing=None, n_clusters=None, head_centers=None):
-    """ACC / NMI / ARI of each clusterer on H, and of the clustering head with `head_centers` (its clusters:
-    the largest q of each example) as "head"; None when the data has no labels."""
+          preprocessing=None, n_clusters=None):
+    """ACC / NMI / ARI of each clusterer on H; None when the data has no labels."""
     if np.all(labels < 0):
         return None
-    return score_features(encode(model, images, preprocessing), labels, seed, clusterers, umap_neighbors, n_clusters,
-                          head_centers)
+    return score_features(encode(model, images, preprocessing), labels, seed, clusterers, umap_neighbors, n_clusters)
 
 
 def score_features(features, labels, seed, clusterers=evaluation.CLUSTERERS,
-                   umap_neighbors=evaluation.UMAP_NEIGHBORS, n_clusters=None, head_centers=None):
+                   umap_neighbors=evaluation.UMAP_NEIGHBORS, n_clusters=None):
     """`score` of representations already computed (numpy [n, r])."""
-    scores = evaluation.evaluate_representation(features, labels, clusterers, seed=seed,
-                                                umap_neighbors=umap_neighbors, n_clusters=n_clusters)
-    if head_centers is not None:
-        labeled = labels >= 0
-        scores["head"] = evaluation.score_clustering(labels[labeled], head_clusters(features, head_centers)[labeled])
-    return scores
+    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed, umap_neighbors=umap_neighbors,
+                                              n_clusters=n_clusters)
 
 
-def head_clusters(features, centers):
-    """The head's cluster of each row of H (numpy [n, r]): its largest q, i.e. its nearest centre."""
-    return soft_assignments(features, centers).argmax(axis=1).astype(np.int64)
+def score_served(served, examples):
+    """ACC / NMI / ARI of the served clusters (`Served.predict`) of `examples`' labeled examples; None without."""
+    if not examples.labeled:
+        return None
+    labeled = examples.labels >= 0
+    clusters = served.predict(examples.values)["cluster"]
+    return evaluation.score_clustering(examples.labels[labeled], clusters[labeled])
 
 
 def encode(model, values, preprocessing=None, progress=None):
@@ -181,6 +179,16 @@ def load_run_data(settings, seed):
     preprocessing = Preprocessing.fit(train.values, train.shape, train.origin)
     clusters = settings.clusters or train.num_classes or evaluated.num_classes or 10
     return RunData(train, evaluated.sample(settings.eval_limit, seed), preprocessing, clusters)
+
+
+def _check_head_start(config, examples, clusters):
+    """ValueError naming --head-init-sample unless UMAP+GMM can cluster the head's start sample."""
+    size = start_sample_size(config.head_init_sample, examples)
+    try:
+        evaluation.check_clusterable(size, clusters, ("umap_gmm",))
+    except ValueError as error:
+        raise ValueError(f"the clustering head's start fits UMAP+GMM on {size} of the {examples} training examples "
+                         f"(--head-init-sample {config.head_init_sample}): {error}") from None
 
 
 def _check_finite(values, step, run_dir):
@@ -250,8 +258,10 @@ def run(config, settings, trainer=None, log=print):
     elif data.preprocessing.input_dim != config.input_dim:
         raise ValueError(f"{data.train.origin}: examples of {data.preprocessing.input_dim} features, the model's "
                          f"input_dim is {config.input_dim}")
-    if config.head_epochs and getattr(trainer, "head", None) is None:
-        trainer.build_head(data.clusters, len(data.train))
+    if config.head_epochs:  # fail now, not after the DDNMF epochs
+        _check_head_start(config, len(data.train), data.clusters)
+        if getattr(trainer, "head", None) is None:
+            trainer.build_head(data.clusters, len(data.train))
     if data.eval.labeled:  # fail now, not after training
         evaluation.check_clusterable(len(data.eval), data.clusters, settings.clusterers)
     train_fingerprint = fingerprint(data.train.values, data.train.labels)
@@ -284,20 +294,13 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     scores = loop.train(data)
     train_seconds, trained_images = float(clock.seconds), int(clock.images)
 
-    train_features = encode(trainer.model, data.train.values, data.preprocessing)
-    if loop.head_trained:
-        log(f"serving the clustering head's {data.clusters} centres")
-        centers = trainer.head.centers.numpy()
-        assignments = head_clusters(train_features, centers)
-    else:
-        log(f"fitting K-means on the H of {len(data.train)} training examples (the centres served with the model)")
-        kmeans = evaluation.fit_kmeans(train_features, data.clusters, loop.cluster_seed)
-        centers, assignments = kmeans.cluster_centers_, kmeans.labels_.astype(np.int64)
-    checkpoints.save_cluster_centers(own_dir, centers)
-    checkpoints.save_array(own_dir, checkpoints.ASSIGNMENTS_FILE, assignments)
-    if data.train.labeled:
-        checkpoints.save_array(own_dir, checkpoints.CLUSTER_LABELS_FILE,
-                               evaluation.cluster_to_label(data.train.labels, assignments, data.clusters))
+    served = _served(trainer, data, own_dir, loop, log)
+    served_scores = score_served(served, data.eval)
+    if served_scores is not None:
+        scores = {"served": served_scores, **(scores or {})}
+        with loop.writer.as_default():
+            summaries.write_scores({"served": served_scores}, int(trainer.step))
+        log("served: " + " ".join(f"{name}={value:.4f}" for name, value in served_scores.items()))
     results = {
         "dataset": settings.dataset,
         "train_split": settings.train_split,
@@ -314,7 +317,7 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
         "wall_seconds": round(train_seconds, 3),
         "images_per_second": round(trained_images / train_seconds, 1) if train_seconds else None,
         "head_wall_seconds": round(float(trainer.head_clock.seconds), 3) if head is not None else None,
-        "served_centers": "head" if loop.head_trained else "kmeans",
+        "served_clusters": "head" if loop.head_trained else "kmeans",
         "metrics": scores,
         "umap_neighbors": settings.umap_neighbors,
         "cluster_seed": loop.cluster_seed,
@@ -331,6 +334,27 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     return results
 
 
+def _served(trainer, data, run_dir, loop, log):
+    """What the run serves (the trained head, else K-means's centres on the training set's H, saved), with
+    assignments.npy and, for labeled training data, cluster_labels.npy written from its clusters."""
+    if loop.head_trained:
+        log(f"serving the clustering head's {data.clusters} clusters")
+        served = Served(trainer.model, data.preprocessing, head=trainer.head)
+        (Path(run_dir) / checkpoints.CLUSTER_CENTERS_FILE).unlink(missing_ok=True)  # an earlier end's K-means
+    else:
+        log(f"fitting K-means on the H of {len(data.train)} training examples (the centres served with the model)")
+        centers = evaluation.fit_kmeans(encode(trainer.model, data.train.values, data.preprocessing), data.clusters,
+                                        loop.cluster_seed).cluster_centers_
+        checkpoints.save_cluster_centers(run_dir, centers)
+        served = Served(trainer.model, data.preprocessing, centers=centers)
+    assignments = served.predict(data.train.values)["cluster"]
+    checkpoints.save_array(run_dir, checkpoints.ASSIGNMENTS_FILE, assignments)
+    if data.train.labeled:
+        checkpoints.save_array(run_dir, checkpoints.CLUSTER_LABELS_FILE,
+                               evaluation.cluster_to_label(data.train.labels, assignments, data.clusters))
+    return served
+
+
 class _TrainingLoop:
     """Epochs of training steps with summaries, checkpoints, progress and periodic evaluation.
 
@@ -345,6 +369,7 @@ class _TrainingLoop:
         self.head = getattr(trainer, "head", None)
         self.cluster_seed = config.seed if settings.cluster_seed is None else settings.cluster_seed
         self.strategy = getattr(trainer, "strategy", tf.distribute.get_strategy())
+        self.writer = tf.summary.create_file_writer(str(run_dir))  # one events file a process
         self.manager = checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(
             trainer.model, trainer.optimizer, clock, trainer.head_state if self.head is not None else None))
 
@@ -411,7 +436,7 @@ class _TrainingLoop:
         epochs = config.epochs + (config.head_epochs if self.head is not None else 0)
         progress = _Progress(steps_per_epoch, settings.quiet)
         scores = None
-        with tf.summary.create_file_writer(str(self.run_dir)).as_default():
+        with self.writer.as_default():
             if first_step == 0:
                 summaries.write_hparams(config, settings)
             for epoch in range(first_step // steps_per_epoch, epochs):
@@ -433,40 +458,38 @@ class _TrainingLoop:
         return scores
 
     def evaluate(self):
-        head_centers = self.head.centers.numpy() if self.head_trained else None
         return _evaluate(self.trainer.model, self.data, self.config, self.settings, int(self.trainer.step),
-                         self.log, self.cluster_seed, head_centers)
+                         self.log, self.cluster_seed)
 
     def update_targets(self, step):
-        """The head's self-training targets P from the whole training set's Q (DEC eq 3), and first its centres
-        when it has not trained yet; writes head/changed, the share of clusters changed since the last update."""
+        """The head's targets: UMAP+GMM's confident clusters before its first step, then its own confident
+        predictions on the clean training examples; writes head/targeted (the share of examples with a target)
+        and head/changed (the share whose target changed)."""
         config, trainer, data = self.config, self.trainer, self.data
         features = encode(trainer.model, data.train.values, data.preprocessing)
-        targets = None
         if trainer.head_steps == 0:
-            size = start_sample_size(config.head_init, config.head_init_sample, len(data.train))
-            self.log(f"clustering head: {data.clusters} centres from {config.head_init} on the H of "
-                     f"{len(data.train)} training examples"
-                     + (f" (fitted on a sample of {size})" if size < len(data.train) else ""))
-            centers, targets = initial_centers(features, data.clusters, config.head_init, config.seed,
-                                               self.settings.umap_neighbors, config.head_init_sample)
-            trainer.head.set_centers(centers)
-        assignments = soft_assignments(features, trainer.head.centers.numpy())
-        if targets is None:
-            targets = target_distribution(assignments)
-        clusters = (targets if config.head_init == "umap_gmm" and trainer.head_steps == 0 else assignments).argmax(1)
-        previous = trainer.assignments.numpy()
-        if previous.min() >= 0:
-            tf.summary.scalar("head/changed", float(np.mean(clusters != previous)), step=step)
+            size = start_sample_size(config.head_init_sample, len(data.train))
+            self.log(f"clustering head: first targets from UMAP+GMM on the H of {size} training examples"
+                     + (f", the other {len(data.train) - size} from their {NEIGHBOURS} nearest" if size < len(data.train)
+                        else ""))
+            targets = initial_targets(features, data.clusters, config.seed, self.settings.umap_neighbors,
+                                      config.head_init_sample, config.head_confidence)
+        else:
+            probabilities = np.concatenate([trainer.head(features[start:start + PREDICT_BATCH]).numpy()
+                                            for start in range(0, len(features), PREDICT_BATCH)])
+            targets = self_labels(probabilities, config.head_confidence)
+        previous = trainer.targets.numpy()
+        if previous.max() >= 0:
+            tf.summary.scalar("head/changed", float(np.mean(targets != previous)), step=step)
+        tf.summary.scalar("head/targeted", float(np.mean(targets >= 0)), step=step)
         trainer.targets.assign(targets)
-        trainer.assignments.assign(clusters.astype(np.int64))
 
     def _epoch(self, batches, epoch, progress):
         settings = self.settings
         head_epoch = epoch >= self.config.epochs
         sums, steps = defaultdict(float), 0
         for batch in batches:
-            if head_epoch and self.trainer.head_steps % self.config.head_update_every == 0:
+            if head_epoch and self._refresh_due():
                 self.update_targets(int(self.trainer.step))
             values, step = self._step(batch, head_epoch)
             _check_finite(values, step, self.run_dir)
@@ -481,6 +504,12 @@ class _TrainingLoop:
         if steps:
             summaries.write_losses({name: total / steps for name, total in sums.items()}, epoch + 1, "epoch_loss")
 
+    def _refresh_due(self):
+        """Whether the head's targets are (re)computed before its next step: before its first, then every
+        head_update_every steps when that is set."""
+        head_steps, every = self.trainer.head_steps, self.config.head_update_every
+        return head_steps == 0 or bool(every and head_steps % every == 0)
+
     def _step(self, batch, head_epoch):
         """One training step (of the head phase in a head epoch): its loss terms as Python floats, and the step
         count after it."""
@@ -489,17 +518,16 @@ class _TrainingLoop:
         return values, int(self.trainer.step)
 
 
-def _evaluate(model, data, config, settings, step, log, seed, head_centers=None):
+def _evaluate(model, data, config, settings, step, log, seed):
     if isinstance(model, DDNMF):
         preview = data.preprocessing.apply(np.asarray(data.eval.values[:PREVIEW_IMAGES]))
         summaries.write_pictures(model, preview, training_preview_noise(preview, config), step, data.preprocessing.shape)
     if not data.eval.labeled:
         log("no scores: the examples scored have no labels (the training examples' clusters are in assignments.npy)")
         return None
-    methods = ", ".join(settings.clusterers) + (" and the clustering head" if head_centers is not None else "")
-    log(f"scoring H of {len(data.eval)} examples with {methods}")
+    log(f"scoring H of {len(data.eval)} examples with {', '.join(settings.clusterers)}")
     scores = score(model, data.eval.values, data.eval.labels, seed, settings.clusterers,
-                   settings.umap_neighbors, data.preprocessing, data.clusters, head_centers)
+                   settings.umap_neighbors, data.preprocessing, data.clusters)
     summaries.write_scores(scores, step)
     log("  ".join(f"{name}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items()) for name, m in scores.items()))
     return scores

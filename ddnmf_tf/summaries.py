@@ -61,5 +61,6 @@ def write_pictures(model, clean, noisy, step, shape):
 def write_hparams(config, settings):
     """The run's hyperparameters for TensorBoard's HParams dashboard."""
     values = {**config.to_dict(), "dataset": settings.dataset, "train_split": settings.train_split}
-    values["layer_sizes"] = ",".join(str(size) for size in config.layer_sizes)
+    for name in ("layer_sizes", "head_layers"):
+        values[name] = ",".join(str(size) for size in getattr(config, name))
     hparams_api.hparams(values)

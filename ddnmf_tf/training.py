@@ -104,11 +104,11 @@ class DDNMFTrainer:
     GLOBAL batch size (`tf.nn.compute_average_loss`) and Keras's optimizer
     sums the replicas' gradients, so the update equals the one-device update.
 
-    `build_head` adds the clustering head (`head`), its own Adam
-    (`head_optimizer`, at `head_learning_rate`), the self-training target P
-    of each training example (`targets`), their clusters at its last refresh
-    (`assignments`) and `head_step`, which trains the model and the head on
-    its loss + head_weight KL(P || Q). `head_state` checkpoints all of them.
+    `build_head` adds the clustering head (`head`, ddnmf_tf.head), its own
+    Adam (`head_optimizer`, at `head_learning_rate`), the target cluster of
+    each training example (`targets`, -1: none) and `head_step`, which trains
+    the model and the head on L_in + head_weight CE. `head_state`
+    checkpoints all of them.
     """
 
     def __init__(self, config, model=None, strategy=None):
@@ -123,18 +123,18 @@ class DDNMFTrainer:
         self.train_step = self._compiled(self._train_step)
 
     def build_head(self, clusters, examples):
-        """Add a clustering head of `clusters` centres over a training set of `examples` examples."""
+        """Add a clustering head of `clusters` clusters over a training set of `examples` examples."""
+        config = self.config
         with self.strategy.scope():
-            self.head = ClusteringHead(clusters, name="head")
-            self.head.build((None, self.config.rank))
-            self.head_optimizer = keras.optimizers.Adam(self.config.head_learning_rate)
+            self.head = ClusteringHead(clusters, config.head_layers, config.seed, name="head")
+            self.head.build((None, config.rank))
+            self.head_optimizer = keras.optimizers.Adam(config.head_learning_rate)
             self.head_optimizer.build(self._head_variables)
-            self.targets = tf.Variable(tf.zeros([examples, clusters]), trainable=False, name="head_targets")
-            self.assignments = tf.Variable(tf.fill([examples], tf.constant(-1, tf.int64)), trainable=False,
-                                           name="head_assignments")
+            self.targets = tf.Variable(tf.fill([examples], tf.constant(-1, tf.int64)), trainable=False,
+                                       name="head_targets")
             self.head_clock = training_clock()
         self.head_state = tf.train.Checkpoint(layer=self.head, optimizer=self.head_optimizer, targets=self.targets,
-                                              assignments=self.assignments, clock=self.head_clock)
+                                              clock=self.head_clock)
         self.head_step = self._compiled(self._head_step)
 
     @property
@@ -188,17 +188,16 @@ class DDNMFTrainer:
         return terms
 
     def _head_step(self, clean, noisy, numbers, global_batch_size=None):
-        """One update of the model and the head from its loss (L_in) + head_weight KL(P || Q); total is their sum.
+        """One update of the model and the head from L_in + head_weight CE; total is their sum.
 
-        Q is the head's soft assignment of the model's representation of the
-        clean batch (DDNMF's H, the one served: docs/results.md measures it
-        against the noisy batch's H); P the targets of the batch's examples
-        (by their numbers).
+        CE is the head's cross-entropy on the NOISY batch's H against the
+        targets of the batch's examples (by their numbers): the prediction on
+        the student's noisy copy is trained toward the clean example's target.
         """
         with tf.GradientTape() as tape:
             terms = self.compute_losses(clean, noisy, global_batch_size)
-            assignments = self.head(self.model(clean))
-            terms["head"] = losses.clustering_loss(tf.gather(self.targets, numbers), assignments, global_batch_size)
+            logits = self.head.logits(self.model(noisy))
+            terms["head"] = losses.clustering_loss(tf.gather(self.targets, numbers), logits, global_batch_size)
             terms["total"] = terms["total"] + self.config.head_weight * terms["head"]
         variables = self._head_variables
         self.head_optimizer.apply_gradients(zip(tape.gradient(terms["total"], variables), variables))

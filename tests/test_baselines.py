@@ -19,7 +19,7 @@ from ddnmf_tf.baselines import (
 from ddnmf_tf.runner import RunSettings
 from tests.idx_files import write_tiny_mnist
 
-TINY = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=1, jit_compile=False)
+TINY = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=1, jit_compile=False, head_epochs=0)
 
 
 def tiny_settings(data_dir, output_dir):
@@ -63,7 +63,7 @@ def test_each_autoencoder_trains_through_the_runner_and_reloads(kind, data_dir, 
     run_dir = tmp_path / kind
     model, results = train_autoencoder(kind, TINY, tiny_settings(data_dir, run_dir), log=lambda line: None)
     assert results["steps"] == 4  # 160 images in batches of 50
-    assert set(results["metrics"]) == {"kmeans", "gmm", "umap_kmeans", "umap_gmm"}
+    assert set(results["metrics"]) == {"served", "kmeans", "gmm", "umap_kmeans", "umap_gmm"}
     assert json.loads((run_dir / "autoencoder.json").read_text()) == {"kind": kind}
     assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "cluster_centers.npy").is_file()
     images = np.random.default_rng(0).random((5, 784), dtype=np.float32)

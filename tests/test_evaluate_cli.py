@@ -62,7 +62,7 @@ def test_one_clusterer_and_a_number_of_clusters(ddnmf_run, data_dir, tmp_path):
     assert _evaluate("--run-dir", str(ddnmf_run), "--data-dir", str(data_dir), "--split", "train",
                      "--clusterer", "gmm", "--clusters", "3", "--json", str(report_path)) == 0
     report = json.loads(report_path.read_text())
-    assert list(report["metrics"]) == ["gmm"] and report["clusters"] == 3 and report["images"] == 160
+    assert list(report["metrics"]) == ["served", "gmm"] and report["clusters"] == 3 and report["images"] == 160
 
 
 def test_parts_figure_of_a_ddnmf_run(ddnmf_run, data_dir, tmp_path):

@@ -11,6 +11,9 @@ import tensorflow as tf
 
 from ddnmf_tf import DDNMF, DDNMFConfig, checkpoints
 from ddnmf_tf.export import ExportError, export_model, export_run, next_version
+from ddnmf_tf.head import ClusteringHead
+from ddnmf_tf.inference import Served
+from ddnmf_tf.preprocessing import default_preprocessing
 from export import run as export_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,6 +112,22 @@ def test_a_process_without_ddnmf_tf_serves_h_and_the_nearest_centre(version_dir,
     np.testing.assert_allclose(served["cluster_probabilities"], kernel / kernel.sum(1, keepdims=True), rtol=1e-5)
     np.testing.assert_allclose(served["cluster_probabilities"].sum(1), 1, rtol=1e-6)
     np.testing.assert_array_equal(served["cluster_probabilities"].argmax(1), served["cluster"])
+
+
+def test_a_head_is_served_as_tf_serving_loads_it_with_the_library_s_own_clusters(model, tmp_path):
+    head = ClusteringHead(5, hidden=(8,), seed=3)
+    head.build((None, 3))
+    labels = np.array([4, 3, 2, 1, 0])
+    version_dir = export_model(model, tmp_path / "ddnmf", head=head, cluster_labels=labels)
+    expected = Served(model, default_preprocessing(784), head=head, cluster_labels=labels).predict(UINT8_IMAGES)
+    for name, images in (("serving_default", FLOAT_IMAGES), ("serving_uint8", UINT8_IMAGES)):
+        served = _serve_like_tf_serving(version_dir, name, images)
+        assert served.keys() == {"representation", "cluster", "cluster_probabilities", "label"}
+        np.testing.assert_allclose(served["cluster_probabilities"].sum(1), 1, rtol=1e-6)
+        np.testing.assert_array_equal(served["cluster"], served["cluster_probabilities"].argmax(1))
+        np.testing.assert_array_equal(served["label"], labels[served["cluster"]])
+        np.testing.assert_array_equal(served["cluster"], expected["cluster"])
+        np.testing.assert_allclose(served["cluster_probabilities"], expected["cluster_probabilities"], atol=1e-6)
 
 
 @pytest.mark.parametrize(("signature_name", "images"), [("serving_default", FLOAT_IMAGES),

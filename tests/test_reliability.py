@@ -33,8 +33,9 @@ from train import run as train_run
 ROOT = Path(__file__).resolve().parents[1]
 # The architecture of the tiny training runs: 784-32-16 | 4 | 16-32-784.
 ARCHITECTURE = ["--layers", "32,16", "--rank", "4"]
-TINY = ["--dataset", "mnist", "--source", "idx", "--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet"]
-TINY_CONFIG = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=2, jit_compile=False)
+TINY = ["--dataset", "mnist", "--source", "idx", "--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet",
+        "--head-epochs", "0"]
+TINY_CONFIG = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=2, jit_compile=False, head_epochs=0)
 # Seconds after the export's `.tmp-new-*` directory appears at which export.run is killed, one random draw from
 # each window. Writing the SavedModel there and renaming it took 0.2 to 0.5 s on the shared 2-core machine, so
 # kills land early in the write, later in it, and around or after the final rename.

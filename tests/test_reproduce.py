@@ -95,11 +95,11 @@ def test_head_epochs_add_a_ddnmf_head_row_trained_on_from_the_ddnmf_run(table_1,
 
 def test_table_3_with_heads_trains_a_head_on_ddnmf_and_on_ae1(data_dirs, tmp_path):
     assert _reproduce(data_dirs, tmp_path, "--table", "3", "--levels", "0.5", "--head-epochs", "1",
-                      "--head-init", "kmeans", "--head-init-sample", "7", "--clusterers", "kmeans") == 0
+                      "--head-init-sample", "120", "--clusterers", "kmeans") == 0
     rows = _csv_rows(tmp_path / "table3.csv")
     heads = {(row["dataset"], row["model"]) for row in rows if row["clusterer"] == "head"}
     assert heads == {(dataset, model) for dataset in ("mnist", "fashion_mnist") for model in ("DDNMF", "AE1")}
     assert "| AE1+head |" in (tmp_path / "table3.md").read_text()
     assert (tmp_path / "runs" / "mnist-ae1-noise0.5-head" / "autoencoder.json").is_file()
     headed_config = json.loads((tmp_path / "runs" / "mnist-ddnmf-noise0.5-head" / "config.json").read_text())
-    assert headed_config["head_init"] == "kmeans" and headed_config["head_init_sample"] == 7
+    assert headed_config["head_init_sample"] == 120 and headed_config["head_epochs"] == 1

@@ -17,7 +17,7 @@ from train import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "mnist", "--source", "idx", "--layers", "16", "--rank", "3", "--batch-size", "50",
-        "--no-jit", "--quiet", "--clusterers", "kmeans"]
+        "--no-jit", "--quiet", "--clusterers", "kmeans", "--head-epochs", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_the_layout_is_written_at_the_start(data_dir, tmp_path):
         def stop(self, clean, noisy):
             raise Stop
 
-    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=1, jit_compile=False)
+    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=1, jit_compile=False, head_epochs=0)
     settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(tmp_path / "run"),
                            eval_every=2, quiet=True)
     with pytest.raises(Stop):
@@ -123,7 +123,7 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(data_dir,
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     checkpoints.save_config(run_dir, checkpoints.DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50,
-                                                             jit_compile=False, epochs=1))
+                                                             jit_compile=False, epochs=1, head_epochs=0))
     checkpoints.save_settings(run_dir, {"dataset": "mnist", "source": "idx", "data_dir": str(data_dir),
                                         "train_split": "train", "eval_split": "test", "clusterers": ["kmeans"],
                                         "quiet": True})

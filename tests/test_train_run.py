@@ -16,7 +16,7 @@ from train import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--dataset", "mnist", "--source", "idx", "--layers", "32,16", "--rank", "4",
-         "--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet"]
+         "--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet", "--head-epochs", "0"]
 # A subprocess scoring with UMAP would pay for compiling umap-learn's numba code (about 15 s) again.
 WITHOUT_UMAP = ["--clusterers", "kmeans,gmm"]
 
@@ -44,7 +44,8 @@ def test_run_writes_results_with_the_documented_keys(finished_run):
     results = json.loads((finished_run / "results.json").read_text())
     assert {"dataset", "config", "epochs", "wall_seconds", "images_per_second", "metrics"} <= set(results)
     assert results["epochs"] == 2 and results["steps"] == 8
-    assert set(results["metrics"]) == {"kmeans", "gmm", "umap_kmeans", "umap_gmm"}
+    assert list(results["metrics"]) == ["served", "kmeans", "gmm", "umap_kmeans", "umap_gmm"]
+    assert results["served_clusters"] == "kmeans"  # --head-epochs 0: the K-means centres are served
     for clusterer in results["metrics"]:
         assert set(results["metrics"][clusterer]) == {"acc", "nmi", "ari"}
         assert 0 < results["metrics"][clusterer]["acc"] <= 1
@@ -57,7 +58,7 @@ def test_tensorboard_reader_finds_every_scalar_and_the_parts_image(finished_run)
     scalars = set(tags["tensors"])  # TF2 summaries are stored as tensors
     for name in ("sym", "ap", "nc", "total", "ap/encoder_1", "ap/encoder_2", "ap/decoder_1", "ap/decoder_2"):
         assert f"loss/{name}" in scalars and f"epoch_loss/{name}" in scalars
-    for clusterer in ("kmeans", "gmm", "umap_kmeans", "umap_gmm"):
+    for clusterer in ("served", "kmeans", "gmm", "umap_kmeans", "umap_gmm"):
         assert {f"eval/{clusterer}/acc", f"eval/{clusterer}/nmi", f"eval/{clusterer}/ari"} <= scalars
     assert {"parts", "clean_noisy_reconstructed", "representation_h"} <= scalars
     assert "_hparams_/session_start_info" in scalars
@@ -79,7 +80,7 @@ def test_clusterers_flag_chooses_the_scores(data_dir, tmp_path):
     run_dir = tmp_path / "run"
     train_run.main(SMALL + ["--data-dir", str(data_dir), "--epochs", "1", "--clusterers", "umap_gmm",
                             "--output-dir", str(run_dir)])
-    assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"umap_gmm"}
+    assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"served", "umap_gmm"}
 
 
 def test_the_umap_neighbour_count_reaches_the_scores_and_results(data_dir, tmp_path, capsys):
@@ -218,7 +219,7 @@ def test_a_mid_epoch_checkpoint_holds_that_epochs_images_and_seconds(data_dir, t
     from ddnmf_tf import DDNMFConfig, checkpoints
     from ddnmf_tf.runner import RunSettings, run
 
-    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=2, jit_compile=False)
+    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=2, jit_compile=False, head_epochs=0)
     settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(tmp_path),
                            quiet=True, checkpoint_every=3, clusterers=("kmeans",))
     with pytest.raises(_Interrupted):
@@ -240,7 +241,7 @@ def _run_until_diverged(trainer_class, bad_step, data_dir, run_dir, message):
     from ddnmf_tf import DDNMFConfig
     from ddnmf_tf.runner import RunSettings, TrainingDiverged, run
 
-    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=3, jit_compile=False)
+    config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=3, jit_compile=False, head_epochs=0)
     settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(run_dir), quiet=True)
     with pytest.raises(TrainingDiverged, match=message):
         run(config, settings, trainer=trainer_class(config, bad_step=bad_step))

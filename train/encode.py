@@ -1,11 +1,11 @@
 """Encode new data: `python -m train.encode --run-dir RUN --input PATH --output OUT.npz`.
 
 Writes the representation H (`representation`, float32 [n, rank]) and the
-cluster id (`cluster`, int64 [n], the nearest of the run's centres) of every
-example of PATH, which takes the forms of train.run's --dataset (a .npz or
+cluster id (`cluster`, int64 [n], the cluster the run serves: its clustering
+head's, else the nearest of its K-means centres) of every example of PATH, which takes the forms of train.run's --dataset (a .npz or
 .npy file, a folder of IDX files or images, tfds:NAME, a dataset name).
 The model is a run directory (its newest intact checkpoint, preprocessing and
-centres) or an exported SavedModel (`--model models/ddnmf/1`, through its
+head or centres, through the code the SavedModel runs) or an exported SavedModel (`--model models/ddnmf/1`, through its
 signatures: uint8 images go to serving_uint8 where the model has it).
 OUT is `.npz` (both arrays), `.npy` (a structured array with both fields) or
 `.csv` (a header, then `cluster,h_0,...,h_{r-1}` per example).
@@ -21,12 +21,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ddnmf_tf.checkpoints import load_cluster_centers, load_config, load_model, write_atomic
+from ddnmf_tf.checkpoints import load_config, write_atomic
 from ddnmf_tf.cli import CLIParser, run_cli
 from ddnmf_tf.data import SPLITS, load_examples
 from ddnmf_tf.export import CONFIG_ASSET
 from ddnmf_tf.preprocessing import PREPROCESSING_FILE, Preprocessing, default_preprocessing, load_preprocessing
-from ddnmf_tf.runner import PREDICT_BATCH, encode, head_clusters
+from ddnmf_tf.inference import PREDICT_BATCH, load_served
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".csv")
 
@@ -70,11 +70,8 @@ def encode_examples(args, examples, progress, preprocessing):
     """(representation [n, rank], cluster [n] or None) of the examples, from a run directory or a SavedModel."""
     if args.run_dir is not None:
         _check_width(examples, preprocessing.input_dim, args.run_dir)
-        representation = encode(load_model(args.run_dir), examples.values, preprocessing, progress)
-        centers = load_cluster_centers(args.run_dir)
-        if centers is None:
-            return representation, None
-        return representation, head_clusters(representation, centers)
+        outputs = load_served(args.run_dir).predict(examples.values, progress)
+        return outputs["representation"], outputs.get("cluster")
     model = SavedModelEncoder(args.model)
     _check_width(examples, preprocessing.input_dim, args.model)
     parts = []

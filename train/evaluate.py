@@ -7,9 +7,10 @@ ARI, as the paper's Tables 1-2. Clusterers, all seeded: on H, K-means
 (n_init=10) and a spherical GMM, as the authors' script; on a UMAP
 embedding of H (N2D's manifold step), K-means and the best of 5
 full-covariance GMMs (ddnmf_tf.evaluation). The number of clusters defaults
-to the number of classes. A run with a clustering head also scores the
-head's clusters (each example's largest q) as "head". --parts also draws the NMF parts of a DDNMF run:
-every unit of H decoded alone, as a PNG.
+to the number of classes. "served" scores the clusters the run serves (its
+clustering head's, else the nearest of its K-means centres: the SavedModel's
+`cluster`), without refitting anything. --parts also draws the NMF parts of
+a DDNMF run: every unit of H decoded alone, as a PNG.
 """
 
 import argparse
@@ -18,14 +19,15 @@ import sys
 from pathlib import Path
 
 from ddnmf_tf.baselines import load_run_model
-from ddnmf_tf.checkpoints import load_config, load_head_centers, load_settings
+from ddnmf_tf.checkpoints import load_config, load_settings
 from ddnmf_tf.cli import CLIParser, add_clusterers_flag, run_cli
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_examples
 from ddnmf_tf.preprocessing import load_preprocessing
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors
 from ddnmf_tf.figures import save_parts
 from ddnmf_tf.networks import DDNMF
-from ddnmf_tf.runner import encode, score_features
+from ddnmf_tf.inference import load_served
+from ddnmf_tf.runner import encode, score_features, score_served
 
 
 def build_parser():
@@ -78,9 +80,10 @@ def main(argv=None):
         raise ValueError(f"{examples.origin} has no labels to score against: train.encode gives its clusters")
     clusters = args.clusters or recorded.get("clusters")
     features = encode(model, examples.values, preprocessing)
-    head_centers = load_head_centers(args.run_dir) if isinstance(model, DDNMF) else None
-    metrics = score_features(features, examples.labels, seed, args.clusterers, args.umap_neighbors, clusters,
-                             head_centers)
+    metrics = score_features(features, examples.labels, seed, args.clusterers, args.umap_neighbors, clusters)
+    served = load_served(args.run_dir, model)
+    if served.clusters is not None:
+        metrics = {"served": score_served(served, examples), **metrics}
     images = examples.values
     labels = examples.labels
     report = {"run_dir": str(args.run_dir), "dataset": dataset, "split": split, "images": len(images),

@@ -38,7 +38,7 @@ from ddnmf_tf import figures
 from ddnmf_tf.baselines import load_run_model, nmf_representation, train_autoencoder
 from ddnmf_tf.checkpoints import RESULTS_FILE, RunDirError, is_run_dir, load_config
 from ddnmf_tf.cli import CLIParser, add_clusterers_flag, comma_separated, run_cli
-from ddnmf_tf.config import HEAD_INITS, DDNMFConfig, derive_seed
+from ddnmf_tf.config import DDNMFConfig, derive_seed
 from ddnmf_tf.data import load_arrays
 from ddnmf_tf.evaluation import CLUSTERERS, evaluate_representation
 from ddnmf_tf.runner import RunSettings, encode, run
@@ -144,7 +144,7 @@ def train_ddnmf(config, settings, log=print):
 
 
 def headed_scores(train, config, data, output_dir, name, log=print):
-    """The clustering head's scores (`--head-epochs`) on the network of runs/<name>: that run copied to
+    """The clustering head's served scores (`--head-epochs`) on the network of runs/<name>: that run copied to
     runs/<name>-head and resumed by `train` through the head epochs, which trains what one run with the head from
     the start would."""
     trained, run_dir = output_dir / "runs" / name, output_dir / "runs" / f"{name}-head"
@@ -154,7 +154,7 @@ def headed_scores(train, config, data, output_dir, name, log=print):
         log(f"reusing the finished run in {run_dir}")
     else:
         train(config, dataclasses.replace(run_settings(data, output_dir, f"{name}-head"), resume=True), log=log)
-    return {"head": json.loads((run_dir / RESULTS_FILE).read_text())["metrics"]["head"]}
+    return {"head": json.loads((run_dir / RESULTS_FILE).read_text())["metrics"]["served"]}
 
 
 def run_settings(data, output_dir, name):
@@ -338,10 +338,8 @@ def build_parser():
     parser.add_argument("--head-epochs", type=int, default=0,
                         help="also the clustering head (train.run --head-epochs) trained on from DDNMF's network "
                              "(tables 1-3: DDNMF+head) and AE1's (table 3: AE1+head) for this many epochs")
-    parser.add_argument("--head-init", choices=HEAD_INITS, default=DDNMFConfig().head_init,
-                        help="the heads' first centres (train.run --head-init)")
     parser.add_argument("--head-init-sample", type=int, default=DDNMFConfig().head_init_sample,
-                        help="the training examples UMAP+GMM's start fits at most (train.run --head-init-sample)")
+                        help="the training examples UMAP+GMM's first targets fit at most (train.run --head-init-sample)")
     add_clusterers_flag(parser, "how every representation is scored")
     return parser
 
@@ -366,7 +364,7 @@ def main(argv=None):
     epochs = args.epochs or (1 if args.quick else DEFAULT_EPOCHS[args.table])
     small = dict(layer_sizes=QUICK_LAYERS, jit_compile=False) if args.quick else {}
     config = DDNMFConfig(epochs=epochs, seed=args.seed, head_epochs=args.head_epochs,
-                         head_init=args.head_init, head_init_sample=args.head_init_sample, **small)
+                         head_init_sample=args.head_init_sample, **small)
     train_limit = args.train_images or (QUICK_IMAGES if args.quick else None)
     eval_limit = args.eval_images or (QUICK_IMAGES if args.quick else None)
     output_dir = Path(args.output_dir or f"runs/reproduce/table{args.table}")

@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import sys
 
-from ddnmf_tf.config import HEAD_INITS, LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
+from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
 from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
 from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
@@ -27,6 +27,7 @@ DEFAULTS = DDNMFConfig()
 
 
 parse_layers = comma_separated(int, "--layers", "whole numbers")  # '500,500,2000' -> (500, 500, 2000)
+parse_head_layers = comma_separated(int, "--head-layers", "whole numbers")  # '256,256' -> (256, 256)
 
 
 def parse_image_size(text):
@@ -104,21 +105,25 @@ def build_parser():
     optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of every random choice")
     optimisation.add_argument("--no-jit", action="store_true", help="do not compile the training step with XLA")
 
-    head = parser.add_argument_group("clustering head (DEC self-training on H after the DDNMF epochs)")
+    head = parser.add_argument_group("clustering head (a softmax classifier on H that learns UMAP+GMM's clusters and "
+                                     "is served; trained after the DDNMF epochs)")
     head.add_argument("--head-epochs", type=int, default=DEFAULTS.head_epochs,
                       help="epochs of the head phase (0: no head; K-means's centres are served)")
-    head.add_argument("--head-update-every", type=int, default=DEFAULTS.head_update_every,
-                      help="steps between refreshes of the target P from the whole training set")
+    head.add_argument("--head-layers", type=parse_head_layers, default=DEFAULTS.head_layers,
+                      help="widths of the head's hidden ReLU layers")
     head.add_argument("--head-weight", type=float, default=DEFAULTS.head_weight,
-                      help="weight of KL(P || Q) beside the interpretability loss L_in")
+                      help="weight of the head's cross-entropy beside the interpretability loss L_in")
     head.add_argument("--head-learning-rate", type=float, default=DEFAULTS.head_learning_rate,
                       help="Adam rate of the head phase (its own: --lr-schedule does not touch it)")
-    head.add_argument("--head-init", choices=HEAD_INITS, default=DEFAULTS.head_init,
-                      help="where the centres start: the means in H of UMAP+GMM's clusters (whose assignments "
-                           "are then the first P), or K-means's centres on H")
+    head.add_argument("--head-confidence", type=float, default=DEFAULTS.head_confidence,
+                      help="an example is a target only when its cluster's probability (GMM posterior, or the "
+                           "head's own) is at least this, in [0, 1)")
+    head.add_argument("--head-update-every", type=int, default=DEFAULTS.head_update_every,
+                      help="head steps between refreshes of the targets from the head's own confident predictions "
+                           "(self-labelling; 0: UMAP+GMM's targets throughout)")
     head.add_argument("--head-init-sample", type=int, default=DEFAULTS.head_init_sample,
-                      help="fit the UMAP+GMM start on a seeded sample of at most this many training examples; "
-                           "the rest join their nearest centre (0: all)")
+                      help="fit UMAP+GMM's first targets on a seeded sample of at most this many training examples; "
+                           "the rest take the cluster of their nearest sampled neighbours (0: all)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--run-dir", "--output-dir", dest="run_dir",
@@ -168,9 +173,9 @@ def config_from_args(args):
         noise_rescale=args.noise_rescale, noise_fixed=args.noise_fixed,
         learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
         epochs=args.epochs, seed=args.seed, jit_compile=not args.no_jit,
-        head_epochs=args.head_epochs, head_update_every=args.head_update_every, head_weight=args.head_weight,
-        head_learning_rate=args.head_learning_rate, head_init=args.head_init,
-        head_init_sample=args.head_init_sample,
+        head_epochs=args.head_epochs, head_layers=args.head_layers, head_weight=args.head_weight,
+        head_learning_rate=args.head_learning_rate, head_confidence=args.head_confidence,
+        head_update_every=args.head_update_every, head_init_sample=args.head_init_sample,
     )
 
 

@@ -1,0 +1,108 @@
+"""What a run serves, as one code path: H, each example's cluster and its probabilities, the cluster's label.
+
+`Served.outputs` is the body of every SavedModel signature (ddnmf_tf.export);
+`Served.predict` runs the same function on stored rows, and is what
+train.run scores as "served", writes to assignments.npy, and what
+train.encode --run-dir returns. So the clusters a run reports are the ones
+its SavedModel answers with.
+
+The clusters come from the run's clustering head (ddnmf_tf.head: argmax of
+its softmax, whose probabilities are `cluster_probabilities`) or, for a run
+without one, from K-means's centres on the training set's H (the nearest
+centre; `cluster_distances` are the squared distances and
+`cluster_probabilities` Student's t on them, as DEC's q).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from ddnmf_tf import checkpoints
+from ddnmf_tf.head import ClusteringHead
+from ddnmf_tf.preprocessing import load_preprocessing
+
+PREDICT_BATCH = 1024
+
+
+class Served:
+    """The served function of a trained model (`model(x)` is H) with a `head`, or K-means `centers` [K, r], or
+    neither; `cluster_labels` (int [K]) adds each cluster's label."""
+
+    def __init__(self, model, preprocessing, head=None, centers=None, cluster_labels=None):
+        self.model, self.preprocessing, self.head = model, preprocessing, head
+        self.centers = None if centers is None else tf.constant(np.asarray(centers, np.float32))
+        self.cluster_labels = None if cluster_labels is None else tf.constant(np.asarray(cluster_labels, np.int64))
+        self._predict = tf.function(self.outputs)
+
+    @property
+    def clusters(self):
+        """K, or None when nothing clusters H."""
+        if self.head is not None:
+            return self.head.clusters
+        return None if self.centers is None else int(self.centers.shape[0])
+
+    def outputs(self, inputs):
+        """{representation, cluster, cluster_probabilities, (cluster_distances), (label)} of float32 inputs in
+        [0, 1], [batch, input_dim]."""
+        representation = self.model(inputs)
+        if self.head is not None:
+            probabilities = self.head(representation)
+            result = {"cluster": tf.argmax(probabilities, axis=1, output_type=tf.int64),
+                      "cluster_probabilities": probabilities}
+        elif self.centers is not None:
+            distances = squared_distances(representation, self.centers)
+            result = {"cluster": tf.argmin(distances, axis=1, output_type=tf.int64), "cluster_distances": distances,
+                      "cluster_probabilities": student_t(distances)}
+        else:
+            return {"representation": representation}
+        if self.cluster_labels is not None:
+            result["label"] = tf.gather(self.cluster_labels, result["cluster"])
+        return {"representation": representation, **result}
+
+    def predict(self, values, progress=None):
+        """`outputs` of stored rows `values` [n, ...] (memory-mapped or not), scaled by the run's preprocessing in
+        batches of PREDICT_BATCH: numpy arrays. `progress`, a keras.utils.Progbar, advances by each batch."""
+        width = math.prod(values.shape[1:])
+        parts = []
+        for start in range(0, len(values), PREDICT_BATCH):
+            rows = np.asarray(values[start:start + PREDICT_BATCH]).reshape(-1, width)
+            parts.append({name: value.numpy() for name, value in self._predict(self.preprocessing.apply(rows)).items()})
+            if progress is not None:
+                progress.add(len(rows))
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def squared_distances(h, centers):
+    """||h_i - mu_j||^2 of every example and centre: [batch, K] from H [batch, r] and centres [K, r]."""
+    return tf.reduce_sum(tf.square(h[:, tf.newaxis, :] - centers[tf.newaxis]), axis=-1)
+
+
+def student_t(distances):
+    """DEC's soft assignment q from squared distances [batch, K]: Student's t, one degree of freedom; rows sum
+    to 1, largest at the nearest centre."""
+    kernel = 1.0 / (1.0 + distances)
+    return kernel / tf.reduce_sum(kernel, axis=-1, keepdims=True)
+
+
+def load_served(run_dir, model=None, log=print):
+    """The `Served` of a run directory: its newest intact checkpoint's networks (or `model`, already
+    restored: a baseline autoencoder's too), its head when the head has trained, else its K-means centres, and its cluster labels."""
+    config = checkpoints.load_config(run_dir)
+    model = model if model is not None else checkpoints.load_model(run_dir, log)
+    preprocessing = load_preprocessing(run_dir, config.input_dim)
+    head = load_head(run_dir, config, log)
+    centers = None if head is not None else checkpoints.load_cluster_centers(run_dir)
+    return Served(model, preprocessing, head, centers, checkpoints.load_cluster_labels(run_dir))
+
+
+def load_head(run_dir, config, log=print):
+    """The trained clustering head in the run's newest intact checkpoint, or None when it has none."""
+    path = checkpoints.newest_intact_checkpoint(run_dir, log)
+    clusters = checkpoints.head_clusters(path)
+    if clusters is None:
+        return None
+    head = ClusteringHead(clusters, config.head_layers, config.seed, name="head")
+    head.build((None, config.rank))
+    checkpoints.restore(tf.train.Checkpoint(head=tf.train.Checkpoint(layer=head)), path).expect_partial()
+    return head
