@@ -1,4 +1,4 @@
-"""A whole DDNMF run: data, training with checkpoints and TensorBoard, evaluation, results, export."""
+"""A whole DDNMF run: data, training with checkpoints and TensorBoard, evaluation, cluster pictures, results, export."""
 
 import contextlib
 import dataclasses
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf import checkpoints, evaluation, summaries
+from ddnmf_tf import checkpoints, evaluation, pictures, summaries
 from ddnmf_tf.data import Examples, fingerprint, has_splits, is_named, load_examples
 from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
@@ -22,6 +22,7 @@ from ddnmf_tf.head import initial_centers, soft_assignments, start_sample_size, 
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
 from ddnmf_tf.preprocessing import Preprocessing, save_preprocessing
+from ddnmf_tf.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.runlock import RunLock
 from ddnmf_tf.training import DDNMFTrainer, learning_rate_at, training_batches
 
@@ -56,6 +57,7 @@ class RunSettings:
     cluster_seed: Optional[int] = None  # the clusterers' seed (default: the training seed)
     umap_neighbors: int = evaluation.UMAP_NEIGHBORS  # the UMAP clusterers' neighbour count
     break_lock: bool = False  # take over the run directory's lock from another process (ddnmf_tf.runlock)
+    projector_examples: int = PROJECTOR_EXAMPLES  # the Embedding Projector's sample of the scored examples; 0: none
 
     def __post_init__(self):
         for name in ("dataset", "eval_dataset"):
@@ -70,7 +72,7 @@ class RunSettings:
                 raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        for name in ("eval_every", "summary_every", "checkpoint_every"):
+        for name in ("eval_every", "summary_every", "checkpoint_every", "projector_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
@@ -298,6 +300,9 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     if data.train.labeled:
         checkpoints.save_array(own_dir, checkpoints.CLUSTER_LABELS_FILE,
                                evaluation.cluster_to_label(data.train.labels, assignments, data.clusters))
+    if chief:
+        _draw_clusters(run_dir, trainer.model, data, train_features, centers, settings, config.seed, int(trainer.step),
+                       log)
     results = {
         "dataset": settings.dataset,
         "train_split": settings.train_split,
@@ -329,6 +334,13 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     checkpoints.write_json(run_dir / checkpoints.RESULTS_FILE, results)
     log(_summary_line(run_dir, results))
     return results
+
+
+def _draw_clusters(run_dir, model, data, train_features, centers, settings, seed, step, log):
+    """The pictures of the served clusters of the scored examples (ddnmf_tf.pictures) in the run directory."""
+    features = train_features if data.eval is data.train else encode(model, data.eval.values, data.preprocessing)
+    pictures.write_run_pictures(run_dir, data.eval, features, centers, data.preprocessing, step,
+                                settings.projector_examples, seed, log)
 
 
 class _TrainingLoop:

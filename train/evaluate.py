@@ -9,7 +9,9 @@ embedding of H (N2D's manifold step), K-means and the best of 5
 full-covariance GMMs (ddnmf_tf.evaluation). The number of clusters defaults
 to the number of classes. A run with a clustering head also scores the
 head's clusters (each example's largest q) as "head". --parts also draws the NMF parts of a DDNMF run:
-every unit of H decoded alone, as a PNG.
+every unit of H decoded alone, as a PNG. --projector writes H of a seeded sample of the scored examples,
+with the clusters the run serves, their labels and images, for TensorBoard's Embedding Projector
+(ddnmf_tf.projector) into the run directory.
 """
 
 import argparse
@@ -25,6 +27,8 @@ from ddnmf_tf.preprocessing import load_preprocessing
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors
 from ddnmf_tf.figures import save_parts
 from ddnmf_tf.networks import DDNMF
+from ddnmf_tf.pictures import served_centers, write_projector_of
+from ddnmf_tf.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.runner import encode, score_features
 
 
@@ -49,12 +53,19 @@ def build_parser():
                         help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
     parser.add_argument("--json", help="also write the scores to this JSON file")
     parser.add_argument("--parts", help="also draw the decoded NMF parts of a DDNMF run into this PNG")
+    parser.add_argument("--projector", action="store_true",
+                        help="also write the scored examples' H, served clusters, labels and images for "
+                             "TensorBoard's Embedding Projector into the run directory")
+    parser.add_argument("--projector-examples", type=int, default=PROJECTOR_EXAMPLES, metavar="N",
+                        help=f"the projector shows a seeded sample of N examples (default: {PROJECTOR_EXAMPLES})")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_umap_neighbors(args.umap_neighbors)
+    if args.projector_examples < 1:
+        raise ValueError(f"--projector-examples must be a whole number >= 1, got {args.projector_examples}")
     config = load_config(args.run_dir)
     model = load_run_model(args.run_dir)
     recorded = load_settings(args.run_dir)
@@ -77,6 +88,7 @@ def main(argv=None):
     if not examples.labeled:
         raise ValueError(f"{examples.origin} has no labels to score against: train.encode gives its clusters")
     clusters = args.clusters or recorded.get("clusters")
+    centers = served_centers(args.run_dir, "--projector") if args.projector else None
     features = encode(model, examples.values, preprocessing)
     head_centers = load_head_centers(args.run_dir) if isinstance(model, DDNMF) else None
     metrics = score_features(features, examples.labels, seed, args.clusterers, args.umap_neighbors, clusters,
@@ -93,6 +105,9 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.parts:
         draw_parts(model, args.parts, preprocessing.shape)
+    if args.projector:
+        write_projector_of(args.run_dir, examples, features, centers, preprocessing, args.projector_examples,
+                           config.seed)
 
 
 def draw_parts(model, path, shape):
