@@ -157,13 +157,11 @@ def save_gallery(path, values, shape, clusters, probabilities, n_clusters, scale
     write_atomic(path, gallery_png(values, shape, clusters, probabilities, n_clusters, scale, labels))
 
 
-def write_run_pictures(run_dir, examples, features, centers, preprocessing, step, projector_examples, seed,
+def write_run_pictures(run_dir, writer, examples, features, centers, preprocessing, step, projector_examples, seed,
                        log=print):
     """The projector (at most `projector_examples` examples, drawn with `seed`; 0: none), clusters.png and, for
     labeled examples, confusion.png of a run's scored `examples` (ddnmf_tf.data.Examples) whose H is
-    `features`, with TensorBoard images of both at `step`; one line saying what was written."""
-    import tensorflow as tf
-
+    `features`, with images of both at `step` through the summary `writer`; one line saying what was written."""
     run_dir = Path(run_dir)
     clusters, probabilities = served_assignments(features, centers)
     probabilities = confidence(clusters, probabilities)
@@ -178,7 +176,7 @@ def write_run_pictures(run_dir, examples, features, centers, preprocessing, step
                                                         len(centers), preprocessing.apply, labels)
     if labels is not None:
         figures[CONFUSION_FILE, "confusion"] = confusion_png(clusters, labels, len(centers))
-    with tf.summary.create_file_writer(str(run_dir)).as_default():
+    with writer.as_default():
         for (name, tag), png in figures.items():
             write_atomic(run_dir / name, png)
             summaries.write_png(tag, png, step)

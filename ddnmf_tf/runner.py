@@ -301,8 +301,8 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
         checkpoints.save_array(own_dir, checkpoints.CLUSTER_LABELS_FILE,
                                evaluation.cluster_to_label(data.train.labels, assignments, data.clusters))
     if chief:
-        _draw_clusters(run_dir, trainer.model, data, train_features, centers, settings, config.seed, int(trainer.step),
-                       log)
+        _draw_clusters(run_dir, loop.writer, trainer.model, data, train_features, centers, settings, config.seed,
+                       int(trainer.step), log)
     results = {
         "dataset": settings.dataset,
         "train_split": settings.train_split,
@@ -336,10 +336,11 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     return results
 
 
-def _draw_clusters(run_dir, model, data, train_features, centers, settings, seed, step, log):
-    """The pictures of the served clusters of the scored examples (ddnmf_tf.pictures) in the run directory."""
+def _draw_clusters(run_dir, writer, model, data, train_features, centers, settings, seed, step, log):
+    """The pictures of the served clusters of the scored examples (ddnmf_tf.pictures) in the run directory and
+    TensorBoard (`writer`)."""
     features = train_features if data.eval is data.train else encode(model, data.eval.values, data.preprocessing)
-    pictures.write_run_pictures(run_dir, data.eval, features, centers, data.preprocessing, step,
+    pictures.write_run_pictures(run_dir, writer, data.eval, features, centers, data.preprocessing, step,
                                 settings.projector_examples, seed, log)
 
 
@@ -359,6 +360,7 @@ class _TrainingLoop:
         self.strategy = getattr(trainer, "strategy", tf.distribute.get_strategy())
         self.manager = checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(
             trainer.model, trainer.optimizer, clock, trainer.head_state if self.head is not None else None))
+        self.writer = tf.summary.create_file_writer(str(run_dir))  # the run's TensorBoard events, one file
 
     @property
     def head_trained(self):
@@ -423,7 +425,7 @@ class _TrainingLoop:
         epochs = config.epochs + (config.head_epochs if self.head is not None else 0)
         progress = _Progress(steps_per_epoch, settings.quiet)
         scores = None
-        with tf.summary.create_file_writer(str(self.run_dir)).as_default():
+        with self.writer.as_default():
             if first_step == 0:
                 summaries.write_hparams(config, settings)
             for epoch in range(first_step // steps_per_epoch, epochs):

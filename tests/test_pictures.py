@@ -142,6 +142,7 @@ def test_a_labeled_image_run_shows_its_clusters_in_the_projector_a_gallery_and_a
     for name in (pictures.GALLERY_FILE, pictures.CONFUSION_FILE):
         assert Image.open(labeled_run / name).format == "PNG"
     assert {"clusters", "confusion"} <= _image_tags(labeled_run)
+    assert len(list(labeled_run.glob("events.out.tfevents.*"))) == 1  # beside the losses, in the run's one file
 
 
 def test_projector_rows_hold_the_h_of_the_file_they_name(labeled_run, folders):
