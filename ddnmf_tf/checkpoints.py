@@ -14,6 +14,10 @@ Layout of a run directory (also the TensorBoard logdir):
     assignments.npy        the served cluster of every training example, int64
     cluster_labels.npy     labeled training data only: the label of each cluster (Hungarian matching), int64
     results.json           what `train.run` measured (written at the end)
+    clusters.png           image data: each served cluster's size and most confident scored examples (at the end)
+    confusion.png          labeled data: the served clusters against the labels (at the end; ddnmf_tf.pictures)
+    projector_config.pbtxt TensorBoard's Embedding Projector of the scored examples, its files in projector/
+    checkpoint             and the state of its checkpoint of H (at the end; ddnmf_tf.projector)
     autoencoder.json       only in a baseline autoencoder's run (`ddnmf_tf.baselines`): {"kind": "ae1"}
     events.out.tfevents.*  TensorBoard summaries
 
@@ -51,7 +55,7 @@ RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile", "head_epochs", "h
 HEAD_FIELDS = ("head_layers", "head_weight", "head_confidence", "head_update_every", "head_init_sample")
 RESUMABLE_SETTINGS = ("source", "data_dir", "eval_dataset", "eval_limit", "clusters", "eval_every", "summary_every",
                       "checkpoint_every", "quiet", "clusterers", "cluster_seed", "umap_neighbors", "strategy", "deterministic",
-                      "export_dir")
+                      "export_dir", "projector_examples")
 # The command-line flag of a field whose flag does not spell its name (train.run).
 _FLAGS = {"layer_sizes": "--layers", "jit_compile": "--no-jit", "run_dir": "--run-dir"}
 

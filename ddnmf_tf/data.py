@@ -87,6 +87,7 @@ __all__ = [
     "identify",
     "load_arrays",
     "load_dataset",
+    "sample_numbers",
     "SPLITS",
 ]
 
@@ -195,7 +196,9 @@ class Examples:
     ``values`` is [n, features] in the stored dtype (uint8 for images, else
     any numbers), possibly a read-only memory map; ``labels`` is int64 [n]
     (``UNLABELED``, -1, where there is none); ``shape`` is one example's shape
-    ([28, 28], [32, 32, 3], [64]); ``origin`` names where the data came from.
+    ([28, 28], [32, 32, 3], [64]); ``origin`` names where the data came from;
+    ``names`` is each example's name, str [n] (its file in an image folder,
+    its number in a sample), or None (its number is its row).
     :class:`ddnmf_tf.preprocessing.Preprocessing` turns values into the
     model's inputs.
     """
@@ -204,6 +207,7 @@ class Examples:
     labels: np.ndarray
     shape: tuple
     origin: str
+    names: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -220,8 +224,20 @@ class Examples:
         """A seeded random subset of ``count`` examples, in their stored order (all of them when None or more)."""
         if count is None or count >= len(self):
             return self
-        chosen = np.sort(np.random.default_rng(seed).choice(len(self), count, replace=False))
-        return Examples(np.asarray(self.values[chosen]), self.labels[chosen], self.shape, self.origin)
+        chosen = sample_numbers(len(self), count, seed)
+        return Examples(np.asarray(self.values[chosen]), self.labels[chosen], self.shape, self.origin,
+                        self.example_names()[chosen])
+
+    def example_names(self) -> np.ndarray:
+        """Each example's name, str [n]: ``names``, else its row number."""
+        return self.names if self.names is not None else np.arange(len(self)).astype(str)
+
+
+def sample_numbers(total: int, count: int, seed: int) -> np.ndarray:
+    """``count`` of the numbers 0 .. total - 1 drawn without replacement with ``seed``, in order (all when fewer)."""
+    if count >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
 
 
 def load_dataset(
@@ -735,7 +751,7 @@ def _load_image_folder(folder: Path, color_mode, image_size) -> Examples:
 
     values, labels, shape = _cached(key, decode)
     logger.info("%s: %d images of %s, %d classes", folder, len(labels), shape, len(classes))
-    return Examples(values, labels, shape, str(folder))
+    return Examples(values, labels, shape, str(folder), np.array([str(path.relative_to(folder)) for path in files]))
 
 
 def _cache_dir() -> Path:

@@ -104,14 +104,20 @@ def cluster_to_label(y_true, y_pred, n_clusters):
     """The label of each of `n_clusters` clusters, int64 [n_clusters]: the Hungarian matching that ACC uses,
     and, for a cluster left unmatched (more clusters than classes), the most frequent label among its members
     (-1 for an empty one)."""
+    classes, counts, (class_rows, cluster_cols) = hungarian_matching(y_true, y_pred, n_clusters)
+    labels = np.where(counts.sum(axis=0) > 0, classes[counts.argmax(axis=0)], -1)
+    labels[cluster_cols] = classes[class_rows]
+    return labels.astype(np.int64)
+
+
+def hungarian_matching(y_true, y_pred, n_clusters):
+    """(classes [C], counts int64 [C, n_clusters] of each label and cluster, (class rows, cluster columns)):
+    the one-to-one matching of clusters to labels with the most examples in matched pairs, as ACC takes it."""
     y_true, y_pred = _check_label_pair(y_true, y_pred)
     classes, class_index = np.unique(y_true, return_inverse=True)
     counts = np.zeros((len(classes), n_clusters), np.int64)
     np.add.at(counts, (class_index, y_pred), 1)
-    labels = np.where(counts.sum(axis=0) > 0, classes[counts.argmax(axis=0)], -1)
-    class_rows, cluster_cols = linear_sum_assignment(counts, maximize=True)
-    labels[cluster_cols] = classes[class_rows]
-    return labels.astype(np.int64)
+    return classes, counts, linear_sum_assignment(counts, maximize=True)
 
 
 def normalized_mutual_info(y_true, y_pred):

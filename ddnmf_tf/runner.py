@@ -1,4 +1,4 @@
-"""A whole DDNMF run: data, training with checkpoints and TensorBoard, evaluation, results, export."""
+"""A whole DDNMF run: data, training with checkpoints and TensorBoard, evaluation, cluster pictures, results, export."""
 
 import contextlib
 import dataclasses
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf import checkpoints, evaluation, summaries
+from ddnmf_tf import checkpoints, evaluation, pictures, summaries
 from ddnmf_tf.data import Examples, fingerprint, has_splits, is_named, load_examples
 from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
 from ddnmf_tf.export import export_run
@@ -23,6 +23,7 @@ from ddnmf_tf.inference import PREDICT_BATCH, Served
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.noise import corrupt
 from ddnmf_tf.preprocessing import Preprocessing, save_preprocessing
+from ddnmf_tf.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.runlock import RunLock
 from ddnmf_tf.training import DDNMFTrainer, learning_rate_at, training_batches
 
@@ -56,6 +57,7 @@ class RunSettings:
     cluster_seed: Optional[int] = None  # the clusterers' seed (default: the training seed)
     umap_neighbors: int = evaluation.UMAP_NEIGHBORS  # the UMAP clusterers' neighbour count
     break_lock: bool = False  # take over the run directory's lock from another process (ddnmf_tf.runlock)
+    projector_examples: int = PROJECTOR_EXAMPLES  # the Embedding Projector's sample of the scored examples; 0: none
 
     def __post_init__(self):
         for name in ("dataset", "eval_dataset"):
@@ -70,7 +72,7 @@ class RunSettings:
                 raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        for name in ("eval_every", "summary_every", "checkpoint_every"):
+        for name in ("eval_every", "summary_every", "checkpoint_every", "projector_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
@@ -119,12 +121,12 @@ def score_features(features, labels, seed, clusterers=evaluation.CLUSTERERS,
                                               n_clusters=n_clusters)
 
 
-def score_served(served, examples):
-    """ACC / NMI / ARI of the served clusters (`Served.predict`) of `examples`' labeled examples; None without."""
+def score_served(clusters, examples):
+    """ACC / NMI / ARI of the served `clusters` (`Served.predict`'s) of `examples`' labeled examples; None without
+    labels."""
     if not examples.labeled:
         return None
     labeled = examples.labels >= 0
-    clusters = served.predict(examples.values)["cluster"]
     return evaluation.score_clustering(examples.labels[labeled], clusters[labeled])
 
 
@@ -295,12 +297,16 @@ def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log
     train_seconds, trained_images = float(clock.seconds), int(clock.images)
 
     served = _served(trainer, data, own_dir, loop, log)
-    served_scores = score_served(served, data.eval)
+    outputs = served.predict(data.eval.values)  # what the SavedModel answers for the scored examples
+    served_scores = score_served(outputs["cluster"], data.eval)
     if served_scores is not None:
         scores = {"served": served_scores, **(scores or {})}
         with loop.writer.as_default():
             summaries.write_scores({"served": served_scores}, int(trainer.step))
         log("served: " + " ".join(f"{name}={value:.4f}" for name, value in served_scores.items()))
+    if chief:
+        pictures.write_run_pictures(run_dir, loop.writer, data.eval, outputs, served.clusters, data.preprocessing,
+                                    int(trainer.step), settings.projector_examples, config.seed, log)
     results = {
         "dataset": settings.dataset,
         "train_split": settings.train_split,
@@ -369,9 +375,9 @@ class _TrainingLoop:
         self.head = getattr(trainer, "head", None)
         self.cluster_seed = config.seed if settings.cluster_seed is None else settings.cluster_seed
         self.strategy = getattr(trainer, "strategy", tf.distribute.get_strategy())
-        self.writer = tf.summary.create_file_writer(str(run_dir))  # one events file a process
         self.manager = checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(
             trainer.model, trainer.optimizer, clock, trainer.head_state if self.head is not None else None))
+        self.writer = tf.summary.create_file_writer(str(run_dir))  # the run's TensorBoard events, one file
 
     @property
     def head_trained(self):

@@ -1,4 +1,4 @@
-"""TensorBoard summaries of a DDNMF run: losses, scores, NMF parts, reconstructions, H, hyperparameters."""
+"""TensorBoard summaries of a DDNMF run: losses, scores, NMF parts, reconstructions, H, figures, hyperparameters."""
 
 import math
 
@@ -7,15 +7,43 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
 def image_grid(images, columns, shape):
-    """Tile flat images [n, prod(shape)] of `shape` ([h, w] or [h, w, c]) into one [1, H, W, c] image in [0, 1]."""
+    """Tile flat images [n, prod(shape)] of `shape` ([h, w] or [h, w, c]) into one [1, H, W, c] image: uint8
+    images as they are, any others clipped to [0, 1] (float32)."""
     height, width, channels = (*shape[:2], shape[2] if len(shape) == 3 else 1)
-    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0).reshape(-1, height, width, channels)
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.clip(images.astype(np.float32), 0.0, 1.0)
+    images = images.reshape(-1, height, width, channels)
     count = len(images)
     rows = math.ceil(count / columns)
-    padded = np.zeros((rows * columns, height, width, channels), np.float32)
+    padded = np.zeros((rows * columns, height, width, channels), images.dtype)
     padded[:count] = images
     grid = padded.reshape(rows, columns, height, width, channels).transpose(0, 2, 1, 3, 4)
     return grid.reshape(1, rows * height, columns * width, channels)
+
+
+def thumbnail_shape(shape, side):
+    """The shape of images of `shape` shrunk to at most `side` pixels a side, the aspect kept (never enlarged)."""
+    height, width = shape[:2]
+    factor = min(1.0, side / max(height, width))
+    return (max(1, round(height * factor)), max(1, round(width * factor)), *shape[2:])
+
+
+def thumbnails(images, shape, side):
+    """(images, shape) of flat images [n, prod(shape)] clipped to [0, 1] and shrunk to `thumbnail_shape(shape, side)`
+    (Lanczos); images already that small are only clipped."""
+    from PIL import Image
+
+    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    small_shape = thumbnail_shape(shape, side)
+    if small_shape == tuple(shape):
+        return images, small_shape
+    pixels = np.round(images * 255).astype(np.uint8).reshape(-1, *shape)
+    if pixels.ndim == 4 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    size = (small_shape[1], small_shape[0])
+    small = np.stack([np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS)) for image in pixels])
+    return small.reshape(len(small), -1).astype(np.float32) / 255.0, small_shape
 
 
 def is_drawable(shape):
@@ -56,6 +84,11 @@ def write_pictures(model, clean, noisy, step, shape):
         triplets = np.stack([clean, noisy, reconstructed], axis=1).reshape(-1, clean.shape[-1])
         tf.summary.image("clean_noisy_reconstructed", image_grid(triplets, 3, shape), step=step)
     tf.summary.histogram("representation_h", student.representation(clean), step=step)
+
+
+def write_png(tag, png, step):
+    """A PNG (bytes, e.g. a figure written beside the events) as the image `tag`."""
+    tf.summary.image(tag, tf.image.decode_png(png)[tf.newaxis], step=step)
 
 
 def write_hparams(config, settings):

@@ -8,7 +8,9 @@ The model is a run directory (its newest intact checkpoint, preprocessing and
 head or centres, through the code the SavedModel runs) or an exported SavedModel (`--model models/ddnmf/1`, through its
 signatures: uint8 images go to serving_uint8 where the model has it).
 OUT is `.npz` (both arrays), `.npy` (a structured array with both fields) or
-`.csv` (a header, then `cluster,h_0,...,h_{r-1}` per example).
+`.csv` (a header, then `cluster,h_0,...,h_{r-1}` per example). `--gallery
+OUT.png` also draws, for each cluster, how many of the examples it took and
+its most confident ones (ddnmf_tf.pictures).
 """
 
 import argparse
@@ -25,8 +27,10 @@ from ddnmf_tf.checkpoints import load_config, write_atomic
 from ddnmf_tf.cli import CLIParser, run_cli
 from ddnmf_tf.data import SPLITS, load_examples
 from ddnmf_tf.export import CONFIG_ASSET
-from ddnmf_tf.preprocessing import PREPROCESSING_FILE, Preprocessing, default_preprocessing, load_preprocessing
 from ddnmf_tf.inference import PREDICT_BATCH, load_served
+from ddnmf_tf.pictures import confidence, save_gallery, served_of
+from ddnmf_tf.preprocessing import PREPROCESSING_FILE, Preprocessing, default_preprocessing, load_preprocessing
+from ddnmf_tf.summaries import is_drawable
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".csv")
 
@@ -40,6 +44,8 @@ def build_parser():
     parser.add_argument("--input", required=True, metavar="PATH", help="the examples to encode")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split of an input that has splits")
     parser.add_argument("--output", required=True, type=Path, metavar="OUT", help="OUT.npz, OUT.npy or OUT.csv")
+    parser.add_argument("--gallery", type=Path, metavar="OUT.png",
+                        help="also draw each cluster's size and most confident examples into this PNG (images only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -67,11 +73,12 @@ class SavedModelEncoder:
 
 
 def encode_examples(args, examples, progress, preprocessing):
-    """(representation [n, rank], cluster [n] or None) of the examples, from a run directory or a SavedModel."""
+    """(representation [n, rank], cluster [n] or None, the probability of every cluster [n, K] or None) of the
+    examples, from a run directory or a SavedModel."""
     if args.run_dir is not None:
         _check_width(examples, preprocessing.input_dim, args.run_dir)
         outputs = load_served(args.run_dir).predict(examples.values, progress)
-        return outputs["representation"], outputs.get("cluster")
+        return outputs["representation"], outputs.get("cluster"), outputs.get("cluster_probabilities")
     model = SavedModelEncoder(args.model)
     _check_width(examples, preprocessing.input_dim, args.model)
     parts = []
@@ -80,8 +87,10 @@ def encode_examples(args, examples, progress, preprocessing):
         parts.append(model(rows))
         progress.add(len(rows))
     representation = np.concatenate([part["representation"] for part in parts])
-    clusters = np.concatenate([part["cluster"] for part in parts]) if "cluster" in parts[0] else None
-    return representation, clusters
+    if "cluster" not in parts[0]:
+        return representation, None, None
+    return representation, *(np.concatenate([part[name] for part in parts]) for name in ("cluster",
+                                                                                         "cluster_probabilities"))
 
 
 def saved_model_preprocessing(path):
@@ -98,6 +107,23 @@ def _image_options(preprocessing):
         return {}
     rgb = len(preprocessing.shape) == 3 and preprocessing.shape[2] == 3
     return {"color_mode": "rgb" if rgb else "grayscale", "image_size": preprocessing.shape[:2]}
+
+
+def _check_gallery(args, preprocessing):
+    """ValueError, before any encoding, unless the model takes images and (a run directory) serves clusters."""
+    if not is_drawable(preprocessing.shape):
+        raise ValueError(f"--gallery draws images: the model {args.run_dir or args.model} takes examples of shape "
+                         f"{list(preprocessing.shape)}")
+    if args.run_dir is not None:
+        served_of(args.run_dir, "--gallery")
+
+
+def _draw_gallery(args, examples, clusters, probabilities, preprocessing):
+    if clusters is None:
+        raise ValueError(f"--gallery: the model {args.model} serves no clusters (it was exported without centres)")
+    save_gallery(args.gallery, examples.values, preprocessing.shape, clusters, confidence(clusters, probabilities),
+                 probabilities.shape[1], preprocessing.apply, examples.labels if examples.labeled else None)
+    print(f"gallery of the {probabilities.shape[1]} clusters: {args.gallery}")
 
 
 def _check_width(examples, input_dim, model):
@@ -140,10 +166,14 @@ def main(argv=None):
         if not (args.model / "saved_model.pb").is_file():
             raise ValueError(f"{args.model} is not a SavedModel (no saved_model.pb): export a run with export.run")
         preprocessing = saved_model_preprocessing(args.model)
+    if args.gallery is not None:
+        _check_gallery(args, preprocessing)
     examples = load_examples(args.input, args.split, **_image_options(preprocessing))
     progress = keras.utils.Progbar(len(examples), verbose=0 if args.quiet else 1, unit_name="example")
-    representation, clusters = encode_examples(args, examples, progress, preprocessing)
+    representation, clusters, probabilities = encode_examples(args, examples, progress, preprocessing)
     write_output(args.output, representation, clusters)
+    if args.gallery is not None:
+        _draw_gallery(args, examples, clusters, probabilities, preprocessing)
     print(f"{len(representation)} examples of {examples.origin} encoded into {args.output} "
           f"(representation [{len(representation)}, {representation.shape[1]}]"
           + (", cluster" if clusters is not None else "") + ")")

@@ -10,7 +10,10 @@ full-covariance GMMs (ddnmf_tf.evaluation). The number of clusters defaults
 to the number of classes. "served" scores the clusters the run serves (its
 clustering head's, else the nearest of its K-means centres: the SavedModel's
 `cluster`), without refitting anything. --parts also draws the NMF parts of
-a DDNMF run: every unit of H decoded alone, as a PNG.
+a DDNMF run: every unit of H decoded alone, as a PNG. --projector writes H
+of a seeded sample of the scored examples, with the clusters the run
+serves, their labels and images, for TensorBoard's Embedding Projector
+(ddnmf_tf.projector) into the run directory.
 """
 
 import argparse
@@ -27,6 +30,8 @@ from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors
 from ddnmf_tf.figures import save_parts
 from ddnmf_tf.networks import DDNMF
 from ddnmf_tf.inference import load_served
+from ddnmf_tf.pictures import served_of, write_projector_of
+from ddnmf_tf.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.runner import encode, score_features, score_served
 
 
@@ -51,12 +56,19 @@ def build_parser():
                         help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
     parser.add_argument("--json", help="also write the scores to this JSON file")
     parser.add_argument("--parts", help="also draw the decoded NMF parts of a DDNMF run into this PNG")
+    parser.add_argument("--projector", action="store_true",
+                        help="also write the scored examples' H, served clusters, labels and images for "
+                             "TensorBoard's Embedding Projector into the run directory")
+    parser.add_argument("--projector-examples", type=int, default=PROJECTOR_EXAMPLES, metavar="N",
+                        help=f"the projector shows a seeded sample of N examples (default: {PROJECTOR_EXAMPLES})")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_umap_neighbors(args.umap_neighbors)
+    if args.projector_examples < 1:
+        raise ValueError(f"--projector-examples must be a whole number >= 1, got {args.projector_examples}")
     config = load_config(args.run_dir)
     model = load_run_model(args.run_dir)
     recorded = load_settings(args.run_dir)
@@ -79,11 +91,12 @@ def main(argv=None):
     if not examples.labeled:
         raise ValueError(f"{examples.origin} has no labels to score against: train.encode gives its clusters")
     clusters = args.clusters or recorded.get("clusters")
+    served = served_of(args.run_dir, "--projector") if args.projector else load_served(args.run_dir, model)
     features = encode(model, examples.values, preprocessing)
     metrics = score_features(features, examples.labels, seed, args.clusterers, args.umap_neighbors, clusters)
-    served = load_served(args.run_dir, model)
-    if served.clusters is not None:
-        metrics = {"served": score_served(served, examples), **metrics}
+    outputs = served.predict(examples.values) if served.clusters is not None else None
+    if outputs is not None:
+        metrics = {"served": score_served(outputs["cluster"], examples), **metrics}
     images = examples.values
     labels = examples.labels
     report = {"run_dir": str(args.run_dir), "dataset": dataset, "split": split, "images": len(images),
@@ -96,6 +109,8 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.parts:
         draw_parts(model, args.parts, preprocessing.shape)
+    if args.projector:
+        write_projector_of(args.run_dir, examples, outputs, preprocessing, args.projector_examples, config.seed)
 
 
 def draw_parts(model, path, shape):

@@ -8,8 +8,10 @@ those a resume may change: --epochs, --learning-rate, --no-jit, --head-epochs,
 --head-learning-rate (and the other --head-* flags until the head has trained),
 --eval-every, --summary-every, --checkpoint-every, --quiet, --clusterers,
 --cluster-seed, --umap-neighbors, --strategy, --deterministic, --export-dir,
-and where the same data is read from (--source, --data-dir: its fingerprint
-must match).
+--projector-examples, and where the same data is read from (--source,
+--data-dir: its fingerprint must match). At the end the run draws what its
+clusters hold (clusters.png, confusion.png, TensorBoard's Embedding
+Projector: ddnmf_tf.pictures).
 """
 
 import argparse
@@ -22,6 +24,7 @@ from ddnmf_tf.distribute import STRATEGIES
 from ddnmf_tf.checkpoints import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
 from ddnmf_tf.cli import CLIParser, add_clusterers_flag, comma_separated, run_cli
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
+from ddnmf_tf.projector import PROJECTOR_EXAMPLES
 
 DEFAULTS = DDNMFConfig()
 
@@ -144,6 +147,9 @@ def build_parser():
     run.add_argument("--checkpoint-every", type=int, default=0,
                      help="also checkpoint every N steps inside an epoch (0: at the end of each epoch)")
     run.add_argument("--export-dir", help="export the SavedModel for TF Serving here at the end")
+    run.add_argument("--projector-examples", type=int, default=PROJECTOR_EXAMPLES, metavar="N",
+                     help="show H of a seeded sample of N scored examples in TensorBoard's Embedding Projector, with "
+                          "their clusters, labels and images (0: none)")
     run.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     run.add_argument("--strategy", choices=STRATEGIES, default="auto",
                      help="tf.distribute strategy: auto (mirrored when there are several GPUs), one_device, "
@@ -201,6 +207,7 @@ def settings_from_args(args):
         checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
         strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
         cluster_seed=args.cluster_seed, umap_neighbors=args.umap_neighbors, break_lock=args.break_lock,
+        projector_examples=args.projector_examples,
     )
 
 
