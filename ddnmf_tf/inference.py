@@ -91,7 +91,7 @@ def load_served(run_dir, model=None, log=print):
     config = checkpoints.load_config(run_dir)
     model = model if model is not None else checkpoints.load_model(run_dir, log)
     preprocessing = load_preprocessing(run_dir, config.input_dim)
-    head = load_head(run_dir, config, log)
+    head = load_head(run_dir, config, lambda line: None)  # the model's restore has said which checkpoint
     centers = None if head is not None else checkpoints.load_cluster_centers(run_dir)
     return Served(model, preprocessing, head, centers, checkpoints.load_cluster_labels(run_dir))
 

@@ -96,7 +96,7 @@ def test_a_flag_contradicting_the_run_is_refused_by_name_and_safe_ones_change(da
     settings = json.loads((run_dir / "settings.json").read_text())
     assert (settings["clusterers"], settings["eval_every"], settings["summary_every"]) == (["gmm"], 1, 7)
     assert checkpoints.load_config(run_dir).learning_rate == 0.002
-    assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"gmm"}
+    assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"served", "gmm"}
 
 
 def test_resuming_on_other_data_is_refused(data_dir, tmp_path, capsys):
