@@ -104,7 +104,7 @@ RETIRED_FIELDS = ("head_init",)
 
 # Named sets of fields (train.run --preset); flags given beside a preset override it.
 PRESETS = {
-    # The authors' public script (../shared/DESIGN.md): bias on H, L_nc weight 1, L_ap also training the supervisor,
+    # The authors' public script (docs/model.md): bias on H, L_nc weight 1, L_ap also training the supervisor,
     # dropout-style masking 0.1 drawn once per image with rescaling, 300 epochs.
     "authors": dict(nmf_bias=True, gamma=1.0, apposition_trains_supervisor=True, noise_type="masking",
                     noise_level=0.1, noise_rescale=True, noise_fixed=True, epochs=300),
