@@ -15,7 +15,7 @@ setup(
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
     python_requires=">=3.10",
-    packages=find_packages(include=["ddnmf_tf", "ddnmf_tf.*", "train", "export"]),
+    packages=find_packages(include=["ddnmf_tf", "ddnmf_tf.*"]),
     install_requires=[
         # The plain `tensorflow` wheel runs on CPU-only machines; GPU users add the `gpu` extra.
         "tensorflow>=2.16,<2.22",
@@ -37,10 +37,10 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "ddnmf-train=train.run:cli",
-            "ddnmf-evaluate=train.evaluate:cli",
-            "ddnmf-export=export.run:cli",
-            "ddnmf-encode=train.encode:cli",
+            "ddnmf-train=ddnmf_tf.cli.run:cli",
+            "ddnmf-evaluate=ddnmf_tf.cli.evaluate:cli",
+            "ddnmf-export=ddnmf_tf.cli.export:cli",
+            "ddnmf-encode=ddnmf_tf.cli.encode:cli",
         ],
     },
 )

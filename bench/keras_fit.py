@@ -12,7 +12,7 @@ L_ap, so both builds do the same arithmetic per image.
 import keras
 from keras import ops
 
-from ddnmf_tf.networks import decoder_sizes
+from ddnmf_tf.model.networks import decoder_sizes
 
 
 class _WeightedMSE(keras.layers.Layer):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ddnmf_tf import checkpoints
-from train import run as train_run
+from ddnmf_tf.run import checkpoints
+from ddnmf_tf.cli import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "mnist", "--source", "idx", "--layers", "16", "--rank", "3", "--batch-size", "50",

@@ -47,8 +47,8 @@ def train_one_epoch(path, in_memory):
     """Train one epoch on the .npy at `path`; {rss before, rss peak, steady images/s, examples}."""
     from ddnmf_tf import DDNMFConfig
     from ddnmf_tf.data import load_examples
-    from ddnmf_tf.preprocessing import Preprocessing
-    from ddnmf_tf.training import DDNMFTrainer, training_batches
+    from ddnmf_tf.data.preprocessing import Preprocessing
+    from ddnmf_tf.training.step import DDNMFTrainer, training_batches
 
     before = rss_anon_mib()
     examples = load_examples(path)

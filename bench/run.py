@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ddnmf_tf.config import DDNMFConfig  # noqa: E402
-from ddnmf_tf.networks import decoder_sizes  # noqa: E402
+from ddnmf_tf.model.networks import decoder_sizes  # noqa: E402
 
 SECTIONS = ("step", "kerasfit", "matmul", "pipeline", "loop", "serving", "head", "profile")
 # (name, training examples, DDNMF epochs) of the runs whose head phase, at the defaults, bench_head prices.
@@ -176,7 +176,7 @@ class _StepCase:
     kind = "train_step"
 
     def __init__(self, sizes, batch, jit):
-        from ddnmf_tf.training import DDNMFTrainer
+        from ddnmf_tf.training.step import DDNMFTrainer
 
         self.batch, self.jit = batch, jit
         self.config = sizes.config_for(batch, jit)
@@ -361,7 +361,7 @@ def bench_matmul(sizes):
 
 
 def bench_pipeline(sizes):
-    from ddnmf_tf.training import training_batches
+    from ddnmf_tf.training.step import training_batches
 
     config = sizes.config_for(sizes.loop_batch, True)
     images = _random_images(sizes.pipeline_images, config.input_dim, 11)
@@ -424,7 +424,7 @@ def write_idx_folder(folder, train_count, test_count):
 
 def _warm_trainer(config, train_count):
     """A DDNMFTrainer whose step is already compiled for the full and the last (partial) batch."""
-    from ddnmf_tf.training import DDNMFTrainer
+    from ddnmf_tf.training.step import DDNMFTrainer
 
     trainer = DDNMFTrainer(config)
     started = time.perf_counter()
@@ -440,7 +440,8 @@ def _warm_trainer(config, train_count):
 def run_training_loop(trainer, config, settings, data, run_dir, loop_class=None):
     """One epoch of the runner's loop (runner._TrainingLoop.train) on `data` (runner.RunData); returns
     (images/s, input wait s, seconds)."""
-    from ddnmf_tf import checkpoints, runner
+    from ddnmf_tf.run import checkpoints
+    from ddnmf_tf.run import runner
 
     base = loop_class or runner._TrainingLoop
     waits = {"wait": 0.0, "batches": 0}
@@ -459,7 +460,7 @@ def run_training_loop(trainer, config, settings, data, run_dir, loop_class=None)
 
 def bare_steps(trainer, images, batch, noise_seed=0):
     """The bare compiled step over the same images, pre-batched in memory, one sync at the end."""
-    from ddnmf_tf.noise import corrupt
+    from ddnmf_tf.model.noise import corrupt
 
     batches = []
     for start in range(0, len(images), batch):
@@ -473,7 +474,7 @@ def bare_steps(trainer, images, batch, noise_seed=0):
 
 
 def bench_loop(sizes, workdir):
-    from ddnmf_tf import runner
+    from ddnmf_tf.run import runner
 
     folder = write_idx_folder(Path(workdir) / "idx", sizes.loop_images, max(200, sizes.loop_images // 60))
     settings = runner.RunSettings(dataset="mnist", source="idx", data_dir=str(folder), quiet=True,
@@ -509,8 +510,8 @@ def bench_loop(sizes, workdir):
 
 
 def bench_serving(sizes, workdir):
-    from ddnmf_tf.export import SERVING_DEFAULT, export_model
-    from ddnmf_tf.networks import DDNMF
+    from ddnmf_tf.serving import SERVING_DEFAULT, export_model
+    from ddnmf_tf.model.networks import DDNMF
 
     config = sizes.config
     model = DDNMF(config)
@@ -554,9 +555,9 @@ def bench_serving(sizes, workdir):
 def bench_head(sizes):
     """The clustering head's cost at the defaults, measured in interleaved rounds (best kept) at batch 128: its
     steps against DDNMF's, its start (UMAP+GMM's first targets) and a refresh of its targets."""
-    from ddnmf_tf.head import initial_targets, self_labels, start_sample_size
-    from ddnmf_tf.runner import encode
-    from ddnmf_tf.training import DDNMFTrainer
+    from ddnmf_tf.model.head import initial_targets, self_labels, start_sample_size
+    from ddnmf_tf.run.runner import encode
+    from ddnmf_tf.training.step import DDNMFTrainer
 
     config = DDNMFConfig(**{**sizes.config.to_dict(), "batch_size": 128})
     trainer = DDNMFTrainer(config)
@@ -671,7 +672,7 @@ def summarize_trace(logdir, top=15):
 
 
 def bench_profile(sizes, logdir):
-    from ddnmf_tf.training import DDNMFTrainer
+    from ddnmf_tf.training.step import DDNMFTrainer
 
     config = sizes.config_for(sizes.loop_batch, True)
     trainer = DDNMFTrainer(config)

@@ -17,7 +17,7 @@ clusters the pixels directly.
   to the evaluation split; on pixels (NMF+...) or on AE2's code (AE2+NMF+...),
   which is non-negative because the code layer is relu.
 
-Both autoencoders train through `ddnmf_tf.runner.run`, the loop DDNMF trains
+Both autoencoders train through `ddnmf_tf.run.runner.run`, the loop DDNMF trains
 through (checkpoints, TensorBoard, results.json); their run directory also
 holds `autoencoder.json` (`checkpoints.AUTOENCODER_FILE`), which `load_run_model` reads.
 """
@@ -28,11 +28,13 @@ from pathlib import Path
 import keras
 from sklearn.decomposition import NMF
 
-from ddnmf_tf import checkpoints, losses
+from ddnmf_tf.run import checkpoints
+
+from ddnmf_tf.model import losses
 from ddnmf_tf.config import derive_seed
-from ddnmf_tf.networks import SupervisorNet
-from ddnmf_tf.runner import default_run_dir, run
-from ddnmf_tf.training import DDNMFTrainer
+from ddnmf_tf.model.networks import SupervisorNet
+from ddnmf_tf.run.runner import default_run_dir, run
+from ddnmf_tf.training.step import DDNMFTrainer
 
 AUTOENCODERS = ("ae1", "ae2")
 NMF_MAX_ITER = 300

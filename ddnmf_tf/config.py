@@ -10,7 +10,7 @@ import numpy as np
 
 NOISE_TYPES = ("masking", "gaussian", "salt_and_pepper")
 LR_SCHEDULES = ("constant", "cosine", "step", "warmup", "restarts")  # training.learning_rate_at
-LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.losses)
+LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.model.losses)
 
 
 class ConfigError(ValueError):
@@ -57,7 +57,7 @@ class DDNMFConfig:
     seed: int = 0
     jit_compile: bool = True
 
-    # The clustering head (ddnmf_tf.head): a softmax MLP on H trained for head_epochs after the DDNMF epochs
+    # The clustering head (ddnmf_tf.model.head): a softmax MLP on H trained for head_epochs after the DDNMF epochs
     # (0: none, K-means's centres are served), jointly with L_in, on UMAP+GMM's confident clusters of a sample
     # of at most head_init_sample training examples (0: all), then on its own confident predictions every
     # head_update_every steps (0: never). docs/results.md, "The clustering head", measures these defaults.

@@ -1,12 +1,12 @@
 """What a run serves, as one code path: H, each example's cluster and its probabilities, the cluster's label.
 
-`Served.outputs` is the body of every SavedModel signature (ddnmf_tf.export);
+`Served.outputs` is the body of every SavedModel signature (ddnmf_tf.serving);
 `Served.predict` runs the same function on stored rows, and is what
 train.run scores as "served", writes to assignments.npy, and what
 train.encode --run-dir returns. So the clusters a run reports are the ones
 its SavedModel answers with.
 
-The clusters come from the run's clustering head (ddnmf_tf.head: argmax of
+The clusters come from the run's clustering head (ddnmf_tf.model.head: argmax of
 its softmax, whose probabilities are `cluster_probabilities`) or, for a run
 without one, from K-means's centres on the training set's H (the nearest
 centre; `cluster_distances` are the squared distances and
@@ -18,9 +18,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf import checkpoints
-from ddnmf_tf.head import ClusteringHead
-from ddnmf_tf.preprocessing import load_preprocessing
+from ddnmf_tf.run import checkpoints
+from ddnmf_tf.model.head import ClusteringHead
+from ddnmf_tf.data.preprocessing import load_preprocessing
 
 PREDICT_BATCH = 1024
 

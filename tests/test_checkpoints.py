@@ -3,8 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from ddnmf_tf import DDNMFConfig, checkpoints
-from ddnmf_tf.training import DDNMFTrainer
+from ddnmf_tf import DDNMFConfig
+
+from ddnmf_tf.run import checkpoints
+from ddnmf_tf.training.step import DDNMFTrainer
 
 X = np.random.default_rng(0).random((8, 64)).astype(np.float32)
 

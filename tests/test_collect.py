@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ddnmf_tf.config import DDNMFConfig
-from train import collect
+from ddnmf_tf.cli import collect
 
 
 def _finished(folder, seed, acc, **config):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddnmf_tf.distribute import is_chief, make_strategy
+from ddnmf_tf.training.distribute import is_chief, make_strategy
 from tests.idx_files import random_split, write_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from ddnmf_tf import DDNMFConfig
-    from ddnmf_tf.training import DDNMFTrainer, training_batches
+    from ddnmf_tf.training.step import DDNMFTrainer, training_batches
 
     config = DDNMFConfig(input_dim=64, layer_sizes=(32, 16), rank=4, batch_size=20, jit_compile=False)
     images = np.random.default_rng(0).random((100, 64)).astype("float32")
@@ -121,7 +121,7 @@ def test_two_workers_train_together_and_the_chiefs_checkpoint_loads(tmp_path, fo
 
     results = json.loads((run_dir / "results.json").read_text())
     assert results["replicas"] == 2 and results["steps"] == 3
-    from ddnmf_tf.checkpoints import load_model
+    from ddnmf_tf.run.checkpoints import load_model
 
     model = load_model(run_dir)
     assert model(np.zeros((2, 784), np.float32)).shape == (2, 3)
@@ -130,8 +130,8 @@ def test_two_workers_train_together_and_the_chiefs_checkpoint_loads(tmp_path, fo
 
 @pytest.mark.parametrize("form", ["npy", "png"])
 def test_mirrored_and_resume_take_every_source(tmp_path, form, monkeypatch):
-    from ddnmf_tf.checkpoints import load_model
-    from train import run as train_run
+    from ddnmf_tf.run.checkpoints import load_model
+    from ddnmf_tf.cli import run as train_run
 
     monkeypatch.setenv("DDNMF_CACHE_DIR", str(tmp_path / "cache"))
     flags = _data_flags(form, tmp_path / "data") + ["--strategy", "mirrored", "--layers", "16", "--rank", "3",

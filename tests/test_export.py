@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ddnmf_tf import DDNMF, DDNMFConfig, checkpoints
-from ddnmf_tf.export import ExportError, export_model, export_run, next_version
-from ddnmf_tf.head import ClusteringHead
+from ddnmf_tf import DDNMF, DDNMFConfig
+
+from ddnmf_tf.run import checkpoints
+from ddnmf_tf.serving import ExportError, export_model, export_run, next_version
+from ddnmf_tf.model.head import ClusteringHead
 from ddnmf_tf.inference import Served
-from ddnmf_tf.preprocessing import default_preprocessing
-from export import run as export_cli
+from ddnmf_tf.data.preprocessing import default_preprocessing
+from ddnmf_tf.cli import export as export_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 UINT8_IMAGES = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)

@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ddnmf_tf import DDNMFConfig, checkpoints, evaluation, losses
+from ddnmf_tf import DDNMFConfig, evaluation
+
+from ddnmf_tf.run import checkpoints
+
+from ddnmf_tf.model import losses
 from ddnmf_tf.config import ConfigError
-from ddnmf_tf.head import ClusteringHead, confident, initial_targets, self_labels
-from ddnmf_tf.training import DDNMFTrainer, training_batches
+from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, self_labels
+from ddnmf_tf.training.step import DDNMFTrainer, training_batches
 from tests.idx_files import random_split, write_tiny_mnist
-from train import collect as train_collect
-from train import evaluate as train_evaluate
-from train import run as train_run
+from ddnmf_tf.cli import collect as train_collect
+from ddnmf_tf.cli import evaluate as train_evaluate
+from ddnmf_tf.cli import run as train_run
 
 SMALL = ["--dataset", "mnist", "--source", "idx", "--layers", "32,16", "--rank", "4", "--batch-size", "50",
          "--no-jit", "--quiet", "--clusterers", "kmeans"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ddnmf_tf import losses
+from ddnmf_tf.model import losses
 
 RNG = np.random.default_rng(0)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ddnmf_tf.noise import corrupt
+from ddnmf_tf.model.noise import corrupt
 
 IMAGES = np.random.default_rng(0).uniform(0.2, 1.0, size=(200, 784)).astype(np.float32)
 

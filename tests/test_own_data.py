@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ddnmf_tf import checkpoints
+from ddnmf_tf.run import checkpoints
 from ddnmf_tf.data import DataError, load_examples
-from ddnmf_tf.preprocessing import Preprocessing
-from ddnmf_tf.training import training_batches
-from train import encode as train_encode
-from train import run as train_run
+from ddnmf_tf.data.preprocessing import Preprocessing
+from ddnmf_tf.training.step import training_batches
+from ddnmf_tf.cli import encode as train_encode
+from ddnmf_tf.cli import run as train_run
 
 IMAGES = 2000
 SMALL = ["--layers", "256,64", "--rank", "10", "--batch-size", "50", "--no-jit", "--quiet", "--clusterers", "kmeans",
@@ -252,7 +252,8 @@ def test_tfds_catalogue_datasets_train_through_the_cli(tmp_path, monkeypatch):
 
 
 def test_pictures_take_the_datas_shape_and_colours_and_fig_2_more_than_10_classes(tmp_path):
-    from ddnmf_tf import figures, summaries
+    from ddnmf_tf.reporting import figures
+    from ddnmf_tf.reporting import summaries
 
     rgb = np.random.default_rng(0).random((5, 6 * 8 * 3)).astype(np.float32)
     assert summaries.image_grid(rgb, 3, (6, 8, 3)).shape == (1, 12, 24, 3)

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 README_MAX_LINES = 150
 TEXT_SUFFIXES = {".md", ".py", ".sh", ".txt", ".cff", ".cfg", ".toml", ".json", ".csv", ".yml", ".yaml"}
 CONSOLE_SCRIPTS = {
-    "ddnmf-train": "train.run:cli",
-    "ddnmf-evaluate": "train.evaluate:cli",
-    "ddnmf-export": "export.run:cli",
-    "ddnmf-encode": "train.encode:cli",
+    "ddnmf-train": "ddnmf_tf.cli.run:cli",
+    "ddnmf-evaluate": "ddnmf_tf.cli.evaluate:cli",
+    "ddnmf-export": "ddnmf_tf.cli.export:cli",
+    "ddnmf-encode": "ddnmf_tf.cli.encode:cli",
 }
 
 # The word that names a stretch of development work; written in two halves so
@@ -160,8 +160,9 @@ def test_the_wheel_installs_into_a_fresh_environment_and_its_console_scripts_run
         metadata = archive.read(next(name for name in names if name.endswith(".dist-info/METADATA"))).decode()
     for script, target in CONSOLE_SCRIPTS.items():
         assert re.search(rf"^{re.escape(script)}\s*=\s*{re.escape(target)}$", declared, re.MULTILINE), declared
-    assert {"ddnmf_tf/__init__.py", "train/run.py", "train/evaluate.py", "export/run.py"} <= set(names)
-    assert not [name for name in names if name.startswith(("tests/", "bench/"))]
+    assert {"ddnmf_tf/__init__.py", "ddnmf_tf/cli/run.py", "ddnmf_tf/cli/export.py"} <= set(names)
+    # The wheel installs ddnmf_tf only: no top-level packages named train, export, bench or tests.
+    assert not [name for name in names if name.startswith(("tests/", "bench/", "train/", "export/"))]
     assert any(name.endswith("/LICENSE") for name in names)
     assert "Apache" in metadata and "Provides-Extra: bench" in metadata
 
@@ -179,7 +180,7 @@ def test_the_wheel_installs_into_a_fresh_environment_and_its_console_scripts_run
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     located = subprocess.run(
-        [str(python), "-c", "import ddnmf_tf, train.run, export.run; print(ddnmf_tf.__file__); print(train.run.__file__)"],
+        [str(python), "-c", "import ddnmf_tf, ddnmf_tf.cli.run; print(ddnmf_tf.__file__); print(ddnmf_tf.cli.run.__file__)"],
         cwd=elsewhere, capture_output=True, text=True, timeout=120, env=_clean_env())
     assert located.returncode == 0, located.stderr
     for path in located.stdout.split():

@@ -21,14 +21,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ddnmf_tf import DDNMF, DDNMFConfig, checkpoints, runner
-from ddnmf_tf.cli import run_cli
-from ddnmf_tf.export import export_run
-from ddnmf_tf.noise import corrupt
-from ddnmf_tf.training import DDNMFTrainer
-from export import run as export_cli
+from ddnmf_tf import DDNMF, DDNMFConfig
+
+from ddnmf_tf.run import checkpoints
+
+from ddnmf_tf.run import runner
+from ddnmf_tf.cli.common import run_cli
+from ddnmf_tf.serving import export_run
+from ddnmf_tf.model.noise import corrupt
+from ddnmf_tf.training.step import DDNMFTrainer
+from ddnmf_tf.cli import export as export_cli
 from tests.idx_files import write_file, write_tiny_mnist
-from train import run as train_run
+from ddnmf_tf.cli import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # The architecture of the tiny training runs: 784-32-16 | 4 | 16-32-784.
@@ -351,8 +355,8 @@ OFFLINE_WRAPPER = textwrap.dedent("""\
     from pathlib import Path
 
     import ddnmf_tf.data
-    from ddnmf_tf.cli import run_cli
-    from train import run as train_run
+    from ddnmf_tf.cli.common import run_cli
+    from ddnmf_tf.cli import run as train_run
 
 
     def refuse(*args, **kwargs):

@@ -7,7 +7,7 @@ import pytest
 
 from tests.idx_files import random_split, write_split
 from tests.idx_files import write_tiny_mnist
-from train import reproduce
+from ddnmf_tf.cli import reproduce
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from ddnmf_tf import checkpoints, runlock
+from ddnmf_tf.run import checkpoints
+
+from ddnmf_tf.run import lock as runlock
 from tests.idx_files import random_split, write_split, write_tiny_mnist
-from train import run as train_run
+from ddnmf_tf.cli import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "mnist", "--source", "idx", "--layers", "16", "--rank", "3", "--batch-size", "50",
@@ -38,8 +40,8 @@ def _tiny_run(data_dir, run_dir, *flags, epochs=1):
 
 def test_the_layout_is_written_at_the_start(data_dir, tmp_path):
     from ddnmf_tf import DDNMFConfig
-    from ddnmf_tf.runner import RunSettings, run
-    from ddnmf_tf.training import DDNMFTrainer
+    from ddnmf_tf.run.runner import RunSettings, run
+    from ddnmf_tf.training.step import DDNMFTrainer
 
     class Stop(Exception):
         pass
@@ -137,8 +139,8 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(data_dir,
 
 
 def test_a_damaged_checkpoint_is_passed_over_by_every_tool(data_dir, tmp_path, capsys):
-    from export import run as export_run
-    from train import evaluate
+    from ddnmf_tf.cli import export as export_run
+    from ddnmf_tf.cli import evaluate
 
     run_dir = _tiny_run(data_dir, tmp_path / "run", epochs=2)
     capsys.readouterr()
@@ -184,7 +186,7 @@ def test_one_writer_per_run_directory(data_dir, tmp_path, capsys):
 
 def test_two_processes_starting_on_one_run_directory_one_is_refused(tmp_path):
     """O_EXCL: of two lockers racing for the same directory, exactly one holds it."""
-    script = ("import sys, time; from ddnmf_tf.runlock import RunLock\n"
+    script = ("import sys, time; from ddnmf_tf.run.lock import RunLock\n"
               "try:\n    lock = RunLock(sys.argv[1], log=lambda line: None).__enter__()\n"
               "except OSError as error:\n    print('refused'); sys.exit(0)\n"
               "print('held'); sys.stdout.flush(); time.sleep(3)\n")

@@ -4,7 +4,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 from ddnmf_tf import DDNMFConfig
-from ddnmf_tf.training import DDNMFTrainer, training_batches
+from ddnmf_tf.training.step import DDNMFTrainer, training_batches
 
 CLEAN = np.random.default_rng(0).random((8, 64)).astype(np.float32)
 NOISY = np.clip(CLEAN + 0.1, 0, 1)
@@ -102,7 +102,7 @@ def test_fresh_noise_changes_every_epoch_fixed_noise_does_not():
 
 
 def test_learning_rate_is_constant_or_a_cosine_over_the_epochs():
-    from ddnmf_tf.training import learning_rate_at
+    from ddnmf_tf.training.step import learning_rate_at
 
     constant = DDNMFConfig(learning_rate=0.01, epochs=10)
     assert [learning_rate_at(constant, epoch) for epoch in (0, 5, 9)] == [0.01, 0.01, 0.01]
@@ -114,7 +114,7 @@ def test_learning_rate_is_constant_or_a_cosine_over_the_epochs():
 
 
 def test_step_warmup_and_restart_schedules_over_100_epochs():
-    from ddnmf_tf.training import learning_rate_at
+    from ddnmf_tf.training.step import learning_rate_at
 
     def rates(schedule):
         config = DDNMFConfig(learning_rate=0.01, epochs=100, lr_schedule=schedule)

@@ -199,7 +199,7 @@ class Examples:
     ([28, 28], [32, 32, 3], [64]); ``origin`` names where the data came from;
     ``names`` is each example's name, str [n] (its file in an image folder,
     its number in a sample), or None (its number is its row).
-    :class:`ddnmf_tf.preprocessing.Preprocessing` turns values into the
+    :class:`ddnmf_tf.data.preprocessing.Preprocessing` turns values into the
     model's inputs.
     """
 
@@ -259,9 +259,9 @@ def load_arrays(name, split: str = "train", **options) -> tuple[np.ndarray, np.n
     """Images (float32 [N, features] in [0, 1]) and labels (int64 [N]) of any source :func:`load_examples` takes.
 
     The values are scaled by the preprocessing fitted on these very
-    examples (uint8: x/255; see :mod:`ddnmf_tf.preprocessing`).
+    examples (uint8: x/255; see :mod:`ddnmf_tf.data.preprocessing`).
     """
-    from ddnmf_tf.preprocessing import Preprocessing
+    from ddnmf_tf.data.preprocessing import Preprocessing
 
     examples = load_examples(name, split, **options)
     return Preprocessing.fit(examples.values, examples.shape, examples.origin).apply(examples.values), examples.labels

@@ -5,7 +5,7 @@ Layout of a run directory (also the TensorBoard logdir):
     config.json            the DDNMFConfig: what changes the weights (written at the start)
     settings.json          the data (dataset, source, splits, their fingerprints, number of clusters),
                            scoring, cadences, strategy and export folder (written at the start)
-    run.lock               while a process trains the run: its pid and host (ddnmf_tf.runlock)
+    run.lock               while a process trains the run: its pid and host (ddnmf_tf.run.lock)
     checkpoints/           tf.train.CheckpointManager files (both networks, optimizer with its step,
                            training seconds and images so far; with a clustering head, also its
                            weights, optimizer, clock and the target cluster of every training example)
@@ -15,9 +15,9 @@ Layout of a run directory (also the TensorBoard logdir):
     cluster_labels.npy     labeled training data only: the label of each cluster (Hungarian matching), int64
     results.json           what `train.run` measured (written at the end)
     clusters.png           image data: each served cluster's size and most confident scored examples (at the end)
-    confusion.png          labeled data: the served clusters against the labels (at the end; ddnmf_tf.pictures)
+    confusion.png          labeled data: the served clusters against the labels (at the end; ddnmf_tf.reporting.pictures)
     projector_config.pbtxt TensorBoard's Embedding Projector of the scored examples, its files in projector/
-    checkpoint             and the state of its checkpoint of H (at the end; ddnmf_tf.projector)
+    checkpoint             and the state of its checkpoint of H (at the end; ddnmf_tf.reporting.projector)
     autoencoder.json       only in a baseline autoencoder's run (`ddnmf_tf.baselines`): {"kind": "ae1"}
     events.out.tfevents.*  TensorBoard summaries
 
@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf.config import DDNMFConfig
-from ddnmf_tf.networks import DDNMF
+from ddnmf_tf.model.networks import DDNMF
 
 CONFIG_FILE = "config.json"
 SETTINGS_FILE = "settings.json"

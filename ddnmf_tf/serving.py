@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf.inference import Served, load_served
-from ddnmf_tf.preprocessing import PREPROCESSING_FILE, default_preprocessing
+from ddnmf_tf.data.preprocessing import PREPROCESSING_FILE, default_preprocessing
 
 CONFIG_ASSET = "ddnmf_config.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -73,7 +73,7 @@ def export_model(model, export_dir, cluster_centers=None, version=None, overwrit
     when none). An existing version is an ExportError unless `overwrite`.
     `preprocessing` (default: 28x28 images, or vectors, stored as uint8) sets
     the signatures' scaling and the uint8 signature's image shape; `head`
-    (a trained ddnmf_tf.head.ClusteringHead) or `cluster_centers` [k, rank]
+    (a trained ddnmf_tf.model.head.ClusteringHead) or `cluster_centers` [k, rank]
     give the clusters; `cluster_labels` (int [k]) adds the `label` output.
     """
     if not model.built:

@@ -117,7 +117,7 @@ class Preprocessing:
 
 
 def save_preprocessing(run_dir, preprocessing):
-    from ddnmf_tf.checkpoints import write_json
+    from ddnmf_tf.run.checkpoints import write_json
 
     write_json(Path(run_dir) / PREPROCESSING_FILE, preprocessing.to_dict())
 

@@ -58,7 +58,7 @@ def add_clusterers_flag(parser, what="how H is scored"):
 
 def run_cli(main, argv=None):
     """Call main(argv); a user error becomes `error: ...` on stderr and a non-zero exit, no traceback."""
-    from ddnmf_tf.runner import TrainingDiverged
+    from ddnmf_tf.run.runner import TrainingDiverged
 
     argv = sys.argv[1:] if argv is None else argv
     try:

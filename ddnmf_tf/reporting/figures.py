@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
 from ddnmf_tf.config import derive_seed
-from ddnmf_tf.summaries import decoded_parts, image_grid, is_drawable
+from ddnmf_tf.reporting.summaries import decoded_parts, image_grid, is_drawable
 
 TSNE_POINTS = 2000
 TSNE_PERPLEXITY = 30.0

@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf import losses
-from ddnmf_tf.checkpoints import training_clock
+from ddnmf_tf.model import losses
+from ddnmf_tf.run.checkpoints import training_clock
 from ddnmf_tf.config import derive_seed
-from ddnmf_tf.head import ClusteringHead
-from ddnmf_tf.networks import DDNMF
-from ddnmf_tf.noise import corrupt
+from ddnmf_tf.model.head import ClusteringHead
+from ddnmf_tf.model.networks import DDNMF
+from ddnmf_tf.model.noise import corrupt
 
 
 SHUFFLE_STREAM = 2  # streams 0 and 1 seed the supervisor's and the student's weights
@@ -21,7 +21,7 @@ def training_batches(values, config, epoch, preprocessing=None, with_numbers=Fal
     """(clean, noisy) batches of one epoch of stored examples `values` [n, features].
 
     `values` is a numpy array, memory-mapped or not; `preprocessing`
-    (ddnmf_tf.preprocessing.Preprocessing) turns its rows into inputs in
+    (ddnmf_tf.data.preprocessing.Preprocessing) turns its rows into inputs in
     [0, 1] (default: float32 values used as they are). The epoch's order is a
     seeded shuffle of the example numbers; each batch gathers its rows, so
     only a batch of a memory-mapped array is ever read into memory, and the
@@ -104,7 +104,7 @@ class DDNMFTrainer:
     GLOBAL batch size (`tf.nn.compute_average_loss`) and Keras's optimizer
     sums the replicas' gradients, so the update equals the one-device update.
 
-    `build_head` adds the clustering head (`head`, ddnmf_tf.head), its own
+    `build_head` adds the clustering head (`head`, ddnmf_tf.model.head), its own
     Adam (`head_optimizer`, at `head_learning_rate`), the target cluster of
     each training example (`targets`, -1: none) and `head_step`, which trains
     the model and the head on L_in + head_weight CE. `head_state`

@@ -3,7 +3,7 @@
 import keras
 
 from ddnmf_tf.config import DDNMFConfig, derive_seed
-from ddnmf_tf.layers import NMFLayer
+from ddnmf_tf.model.layers import NMFLayer
 
 
 def decoder_sizes(input_dim, layer_sizes):

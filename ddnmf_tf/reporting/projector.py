@@ -25,10 +25,10 @@ import numpy as np
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
-from ddnmf_tf.checkpoints import write_atomic
+from ddnmf_tf.run.checkpoints import write_atomic
 from ddnmf_tf.config import derive_seed
 from ddnmf_tf.data import sample_numbers
-from ddnmf_tf.summaries import image_grid, is_drawable, thumbnails
+from ddnmf_tf.reporting.summaries import image_grid, is_drawable, thumbnails
 
 PROJECTOR_EXAMPLES = 5000  # examples shown by default
 CONFIG_FILE = "projector_config.pbtxt"  # the name TensorBoard looks for in a log dir

@@ -14,18 +14,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf import checkpoints, evaluation, pictures, summaries
+from ddnmf_tf import evaluation
+
+from ddnmf_tf.run import checkpoints
+
+from ddnmf_tf.reporting import pictures
+
+from ddnmf_tf.reporting import summaries
 from ddnmf_tf.data import Examples, fingerprint, has_splits, is_named, load_examples
-from ddnmf_tf.distribute import STRATEGIES, is_chief, make_strategy
-from ddnmf_tf.export import export_run
-from ddnmf_tf.head import NEIGHBOURS, initial_targets, self_labels, start_sample_size
+from ddnmf_tf.training.distribute import STRATEGIES, is_chief, make_strategy
+from ddnmf_tf.serving import export_run
+from ddnmf_tf.model.head import NEIGHBOURS, initial_targets, self_labels, start_sample_size
 from ddnmf_tf.inference import PREDICT_BATCH, Served
-from ddnmf_tf.networks import DDNMF
-from ddnmf_tf.noise import corrupt
-from ddnmf_tf.preprocessing import Preprocessing, save_preprocessing
-from ddnmf_tf.projector import PROJECTOR_EXAMPLES
-from ddnmf_tf.runlock import RunLock
-from ddnmf_tf.training import DDNMFTrainer, learning_rate_at, training_batches
+from ddnmf_tf.model.networks import DDNMF
+from ddnmf_tf.model.noise import corrupt
+from ddnmf_tf.data.preprocessing import Preprocessing, save_preprocessing
+from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
+from ddnmf_tf.run.lock import RunLock
+from ddnmf_tf.training.step import DDNMFTrainer, learning_rate_at, training_batches
 
 PREVIEW_IMAGES = 8
 
@@ -51,12 +57,12 @@ class RunSettings:
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at each epoch's end only
     export_dir: Optional[str] = None
     quiet: bool = False
-    strategy: str = "auto"  # see ddnmf_tf.distribute.make_strategy
+    strategy: str = "auto"  # see ddnmf_tf.training.distribute.make_strategy
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism(): bitwise repeatable on GPU too
     clusterers: Tuple[str, ...] = evaluation.CLUSTERERS  # how H is scored (ddnmf_tf.evaluation)
     cluster_seed: Optional[int] = None  # the clusterers' seed (default: the training seed)
     umap_neighbors: int = evaluation.UMAP_NEIGHBORS  # the UMAP clusterers' neighbour count
-    break_lock: bool = False  # take over the run directory's lock from another process (ddnmf_tf.runlock)
+    break_lock: bool = False  # take over the run directory's lock from another process (ddnmf_tf.run.lock)
     projector_examples: int = PROJECTOR_EXAMPLES  # the Embedding Projector's sample of the scored examples; 0: none
 
     def __post_init__(self):

@@ -1,11 +1,11 @@
 """What a run's clusters hold: a gallery of each cluster's most confident members and, for labeled data, a
 confusion matrix of cluster against label, as PNGs and TensorBoard images; and the Embedding Projector.
 
-At the end of a run (ddnmf_tf.runner), of the examples it scored:
+At the end of a run (ddnmf_tf.run.runner), of the examples it scored:
 
     clusters.png    a row per cluster: its number, its size and its MEMBERS most confident members (image data)
     confusion.png   labeled data: the count of every cluster and label, the Hungarian match boxed
-    projector*      TensorBoard's Embedding Projector (ddnmf_tf.projector)
+    projector*      TensorBoard's Embedding Projector (ddnmf_tf.reporting.projector)
 
 Each cluster and its probability are what the run serves (the outputs of
 `ddnmf_tf.inference.Served.predict`, the SavedModel's own function). Drawn with matplotlib's object API (no pyplot), in the data's
@@ -20,8 +20,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ddnmf_tf import projector, summaries
-from ddnmf_tf.checkpoints import write_atomic
+from ddnmf_tf.reporting import projector
+
+from ddnmf_tf.reporting import summaries
+from ddnmf_tf.run.checkpoints import write_atomic
 from ddnmf_tf.evaluation import hungarian_matching
 from ddnmf_tf.inference import load_served
 

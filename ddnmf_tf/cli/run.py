@@ -1,0 +1,254 @@
+"""Train DDNMF: `python -m train.run --dataset fashion_mnist`.
+
+Writes config.json and settings.json at the start, then checkpoints, TensorBoard
+events and results.json into the run directory (--run-dir); watch it with
+`tensorboard --logdir runs/`. `--resume --run-dir RUN` continues a run with the
+settings it recorded; a flag that contradicts one of them is refused, except
+those a resume may change: --epochs, --learning-rate, --no-jit, --head-epochs,
+--head-learning-rate (and the other --head-* flags until the head has trained),
+--eval-every, --summary-every, --checkpoint-every, --quiet, --clusterers,
+--cluster-seed, --umap-neighbors, --strategy, --deterministic, --export-dir,
+--projector-examples, and where the same data is read from (--source,
+--data-dir: its fingerprint must match). At the end the run draws what its
+clusters hold (clusters.png, confusion.png, TensorBoard's Embedding
+Projector: ddnmf_tf.reporting.pictures).
+"""
+
+import argparse
+import dataclasses
+import sys
+
+from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
+from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
+from ddnmf_tf.training.distribute import STRATEGIES
+from ddnmf_tf.run.checkpoints import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
+from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated, run_cli
+from ddnmf_tf.evaluation import UMAP_NEIGHBORS
+from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
+
+DEFAULTS = DDNMFConfig()
+
+
+parse_layers = comma_separated(int, "--layers", "whole numbers")  # '500,500,2000' -> (500, 500, 2000)
+parse_head_layers = comma_separated(int, "--head-layers", "whole numbers")  # '256,256' -> (256, 256)
+
+
+def parse_image_size(text):
+    """'32x48' -> (32, 48): height and width."""
+    height, _, width = text.lower().partition("x")
+    if not (height.isdigit() and width.isdigit() and int(height) > 0 and int(width) > 0):
+        raise argparse.ArgumentTypeError(f"--image-size takes HEIGHTxWIDTH in pixels, e.g. 28x28, got {text!r}")
+    return int(height), int(width)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each flag's help; the description as written."""
+
+
+def build_parser():
+    # No abbreviated flags: a resume must see every flag that was given, under its full name.
+    parser = CLIParser(prog="python -m train.run", description=__doc__, allow_abbrev=False,
+                       formatter_class=_HelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="fashion_mnist", metavar="DATASET",
+                      help=f"what to train on: {', '.join(DATASETS)}; tfds:NAME[/CONFIG] (any image dataset of "
+                           "the tfds catalog); a .npz (x, optional labels y) or .npy file (x, memory-mapped); a "
+                           "folder of IDX files, or of PNG/JPEG images (one subfolder per class, or flat: unlabeled)")
+    data.add_argument("--source", choices=SOURCES, default="auto",
+                      help="where the data comes from; auto: --data-dir if given, else prepared tfds data, "
+                           "else IDX files in $DDNMF_DATA_DIR or Debian's folder, else a tfds download")
+    data.add_argument("--data-dir", help="folder of the IDX files, .gz or not (else $DDNMF_DATA_DIR, else Debian's folder)")
+    data.add_argument("--train-split", choices=SPLITS, default="train", help="split to train on")
+    data.add_argument("--eval-split", choices=SPLITS, default="test", help="split to score on")
+    data.add_argument("--eval-dataset", metavar="DATASET",
+                      help="score on these examples (same forms as --dataset); default: the eval split of a "
+                           "dataset with splits, else the training examples themselves")
+    data.add_argument("--eval-limit", type=int, metavar="N", help="score a seeded sample of N examples")
+    data.add_argument("--clusters", type=int, metavar="K",
+                      help="clusters of the scores and of the centres served (default: the training labels' "
+                           "classes, else 10)")
+    data.add_argument("--color-mode", choices=COLOR_MODES, help="images: read as grayscale or rgb (default: as stored)")
+    data.add_argument("--image-size", type=parse_image_size, metavar="HxW",
+                      help="images: resize to HxW (needed when the images differ in size)")
+
+    model = parser.add_argument_group("model (DDNMFConfig)")
+    model.add_argument("--preset", choices=sorted(PRESETS),
+                       help="authors: the authors' public script (--nmf-bias --gamma 1 --apposition-trains-supervisor "
+                            "--noise-fixed --noise-rescale, masking 0.1, --epochs 300); paper: equations 4-7 alone "
+                            "(--reconstruction-weight 0 --loss-reduction sum); flags given beside it override it")
+    model.add_argument("--layers", dest="layer_sizes", type=parse_layers, default=DEFAULTS.layer_sizes,
+                       help="encoder sizes after the input; the decoder mirrors them")
+    model.add_argument("--rank", type=int, default=DEFAULTS.rank, help="NMF rank r: the width of H")
+    model.add_argument("--nmf-bias", action="store_true", help="bias on H = sigmoid(W'X + b) (the authors' script)")
+    model.add_argument("--alpha", type=float, default=DEFAULTS.alpha, help="weight of L_sym (eq 4)")
+    model.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight of L_ap (eq 5)")
+    model.add_argument("--gamma", type=float, default=DEFAULTS.gamma, help="weight of L_nc (eq 6)")
+    model.add_argument("--reconstruction-weight", type=float, default=DEFAULTS.reconstruction_weight,
+                       help="weight of the student-output-vs-clean-input term (the authors' script: 1.0)")
+    model.add_argument("--apposition-trains-supervisor", action="store_true",
+                       help="let L_ap's gradients reach the supervisor, as the authors' script does")
+    model.add_argument("--loss-reduction", choices=LOSS_REDUCTIONS, default=DEFAULTS.loss_reduction,
+                       help="each squared error over a layer's features: the mean, or the sum (the paper's "
+                            "norms, so wide layers weigh more)")
+    model.add_argument("--noise-type", choices=NOISE_TYPES, default=DEFAULTS.noise_type, help="student input noise")
+    model.add_argument("--noise-level", type=float, default=DEFAULTS.noise_level,
+                       help="masking/salt-and-pepper fraction or Gaussian std, in [0, 1)")
+    model.add_argument("--noise-rescale", action="store_true", help="scale kept pixels by 1/(1-level) (masking)")
+    model.add_argument("--noise-fixed", action="store_true",
+                       help="draw each image's noise once for the whole run (the authors) instead of every step")
+
+    optimisation = parser.add_argument_group("optimisation")
+    optimisation.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs to train")
+    optimisation.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step")
+    optimisation.add_argument("--learning-rate", "--lr", type=float, default=DEFAULTS.learning_rate,
+                              help="Adam learning rate")
+    optimisation.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+                              help="the rate over --epochs, set once an epoch: constant, cosine decay towards 0, step (/10 after 1/2 "
+                                   "and 3/4 of the epochs), warmup (linear over the first 1/10) or restarts (4 cosine cycles)")
+    optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of every random choice")
+    optimisation.add_argument("--no-jit", action="store_true", help="do not compile the training step with XLA")
+
+    head = parser.add_argument_group("clustering head (a softmax classifier on H that learns UMAP+GMM's clusters and "
+                                     "is served; trained after the DDNMF epochs)")
+    head.add_argument("--head-epochs", type=int, default=DEFAULTS.head_epochs,
+                      help="epochs of the head phase (0: no head; K-means's centres are served)")
+    head.add_argument("--head-layers", type=parse_head_layers, default=DEFAULTS.head_layers,
+                      help="widths of the head's hidden ReLU layers")
+    head.add_argument("--head-weight", type=float, default=DEFAULTS.head_weight,
+                      help="weight of the head's cross-entropy beside the interpretability loss L_in")
+    head.add_argument("--head-learning-rate", type=float, default=DEFAULTS.head_learning_rate,
+                      help="Adam rate of the head phase (its own: --lr-schedule does not touch it)")
+    head.add_argument("--head-confidence", type=float, default=DEFAULTS.head_confidence,
+                      help="an example is a target only when its cluster's probability (GMM posterior, or the "
+                           "head's own) is at least this, in [0, 1)")
+    head.add_argument("--head-update-every", type=int, default=DEFAULTS.head_update_every,
+                      help="head steps between refreshes of the targets from the head's own confident predictions "
+                           "(self-labelling; 0: UMAP+GMM's targets throughout)")
+    head.add_argument("--head-init-sample", type=int, default=DEFAULTS.head_init_sample,
+                      help="fit UMAP+GMM's first targets on a seeded sample of at most this many training examples; "
+                           "the rest take the cluster of their nearest sampled neighbours (0: all)")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--run-dir", "--output-dir", dest="run_dir",
+                     help="run directory; when not given, runs/<dataset>-<time>")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --run-dir from its newest intact checkpoint with the settings it "
+                          "recorded (see above for the flags a resume may change)")
+    run.add_argument("--break-lock", action="store_true",
+                     help="take over the run directory from another process's lock (run.lock) when none trains it")
+    run.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (0: at the end only)")
+    add_clusterers_flag(run)
+    run.add_argument("--cluster-seed", type=int,
+                     help="seed of the clusterers that score H and of the K-means centres served (default: --seed); "
+                          "the authors scored with 15")
+    run.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
+                     help=f"neighbours of the UMAP clusterers' embedding (default: {UMAP_NEIGHBORS})")
+    run.add_argument("--summary-every", type=int, default=50, help="write loss summaries every N steps")
+    run.add_argument("--checkpoint-every", type=int, default=0,
+                     help="also checkpoint every N steps inside an epoch (0: at the end of each epoch)")
+    run.add_argument("--export-dir", help="export the SavedModel for TF Serving here at the end")
+    run.add_argument("--projector-examples", type=int, default=PROJECTOR_EXAMPLES, metavar="N",
+                     help="show H of a seeded sample of N scored examples in TensorBoard's Embedding Projector, with "
+                          "their clusters, labels and images (0: none)")
+    run.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    run.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                     help="tf.distribute strategy: auto (mirrored when there are several GPUs), one_device, "
+                          "mirrored (all local GPUs), multi_worker (the cluster in TF_CONFIG)")
+    run.add_argument("--deterministic", action="store_true",
+                     help="enable TensorFlow op determinism (bitwise-repeatable runs on GPU; slower)")
+    return parser
+
+
+def given_fields(parser, argv):
+    """The destinations of the options that appear on the command line `argv`."""
+    return {
+        action.dest
+        for action in parser._actions
+        for option in action.option_strings
+        if any(arg == option or arg.startswith(option + "=") for arg in argv)
+    }
+
+
+def config_from_args(args):
+    return DDNMFConfig(
+        layer_sizes=args.layer_sizes, rank=args.rank, nmf_bias=args.nmf_bias,
+        alpha=args.alpha, beta=args.beta, gamma=args.gamma,
+        reconstruction_weight=args.reconstruction_weight,
+        apposition_trains_supervisor=args.apposition_trains_supervisor, loss_reduction=args.loss_reduction,
+        noise_type=args.noise_type, noise_level=args.noise_level,
+        noise_rescale=args.noise_rescale, noise_fixed=args.noise_fixed,
+        learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
+        epochs=args.epochs, seed=args.seed, jit_compile=not args.no_jit,
+        head_epochs=args.head_epochs, head_layers=args.head_layers, head_weight=args.head_weight,
+        head_learning_rate=args.head_learning_rate, head_confidence=args.head_confidence,
+        head_update_every=args.head_update_every, head_init_sample=args.head_init_sample,
+    )
+
+
+def apply_preset(args, given):
+    """Set the fields of `args.preset` that no flag in `given` sets; returns `given` with the preset's fields."""
+    if args.preset is None:
+        return given
+    for name, value in PRESETS[args.preset].items():
+        if name not in given:
+            setattr(args, name, value)
+    return given | set(PRESETS[args.preset])
+
+
+def settings_from_args(args):
+    from ddnmf_tf.run.runner import RunSettings
+
+    return RunSettings(
+        dataset=args.dataset, source=args.source, data_dir=args.data_dir,
+        train_split=args.train_split, eval_split=args.eval_split, eval_dataset=args.eval_dataset,
+        eval_limit=args.eval_limit, clusters=args.clusters, color_mode=args.color_mode, image_size=args.image_size,
+        run_dir=args.run_dir,
+        resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
+        checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
+        strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
+        cluster_seed=args.cluster_seed, umap_neighbors=args.umap_neighbors, break_lock=args.break_lock,
+        projector_examples=args.projector_examples,
+    )
+
+
+def resumed_run(config, settings, given):
+    """The config and settings of the run in settings.run_dir, changed in the fields whose flags were given.
+
+    runner.run then refuses the given fields that contradict what the run recorded.
+    """
+    from ddnmf_tf.run.runner import RunSettings
+
+    given = {"jit_compile" if name == "no_jit" else name for name in given}
+    recorded = load_config(settings.run_dir).to_dict()
+    asked = config.to_dict()
+    config = DDNMFConfig.from_dict({**recorded, **{name: asked[name] for name in given & set(asked)}})
+    asked = dataclasses.asdict(settings)
+    settings = RunSettings.from_record({**asked, **load_settings(settings.run_dir)},
+                                       **{name: asked[name] for name in given & set(asked)})
+    return config, settings
+
+
+def main(argv=None):
+    from ddnmf_tf.run.runner import run
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = apply_preset(args, given_fields(parser, argv))
+    config, settings = config_from_args(args), settings_from_args(args)
+    if args.resume:
+        if args.run_dir is None:
+            raise RunDirError("--resume needs --run-dir: the run to continue")
+        if not is_run_dir(args.run_dir):
+            raise RunDirError(f"--resume: {args.run_dir} holds no run to resume (no {CONFIG_FILE})")
+        config, settings = resumed_run(config, settings, given)
+    run(config, settings)
+
+
+def cli():
+    """The `ddnmf-train` console script: main() on sys.argv, returning the exit status."""
+    return run_cli(main)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
