@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from ddnmf_tf import data
 from tests.idx_files import (
@@ -46,35 +45,31 @@ def tfds():
     return pytest.importorskip("tensorflow_datasets")
 
 
-def assert_element_structure(dataset: tf.data.Dataset) -> None:
-    image_spec, label_spec = dataset.element_spec
-    assert image_spec == tf.TensorSpec([784], tf.float32)
-    assert label_spec == tf.TensorSpec([], tf.int64)
+def assert_structure(images: np.ndarray, labels: np.ndarray, count: int) -> None:
+    """What load_arrays gives for 28x28 images: float32 [count, 784] in [0, 1], int64 labels [count]."""
+    assert images.shape == (count, 784) and images.dtype == np.float32
+    assert labels.shape == (count,) and labels.dtype == np.int64
+    assert 0.0 <= images.min() and images.max() <= 1.0
 
 
 # --- names and info -------------------------------------------------------------
 
 
-def test_dataset_names_and_info():
+def test_dataset_names():
     assert data.DATASETS == ("mnist", "binarized_mnist", "fashion_mnist")
-    for name in data.DATASETS:
-        info = data.dataset_info(name)
-        assert (info.num_classes, info.image_shape) == (10, (28, 28))
-        assert info.num_examples == {"train": 60_000, "test": 10_000, "all": 70_000}
 
 
-@pytest.mark.parametrize("call", [data.dataset_info, lambda name: data.load_dataset(name, "test")])
-def test_unknown_name_lists_valid_names(call):
+def test_unknown_name_lists_valid_names():
     expected = "unknown dataset 'cifar10'; valid: mnist, binarized_mnist, fashion_mnist"
     with pytest.raises(data.DataError, match=re.escape(expected)):
-        call("cifar10")
+        data.load_examples("cifar10", "test")
 
 
 def test_unknown_split_and_binarization(idx_dir):
     with pytest.raises(data.DataError, match="unknown split 'validation'"):
-        data.load_dataset("mnist", "validation", data_dir=idx_dir)
+        data.load_examples("mnist", "validation", data_dir=idx_dir)
     with pytest.raises(data.DataError, match="unknown binarize 'otsu'"):
-        data.load_dataset("binarized_mnist", "test", data_dir=idx_dir, binarize="otsu")
+        data.load_examples("binarized_mnist", "test", data_dir=idx_dir, binarize="otsu")
 
 
 # --- IDX source -----------------------------------------------------------------
@@ -84,10 +79,8 @@ def test_unknown_split_and_binarization(idx_dir):
 def test_idx_split_values_and_structure(tmp_path, compressed):
     images, labels = random_split(TRAIN_COUNT, seed=3)
     write_split(tmp_path, "train", images, labels, compressed=compressed)
-    dataset = data.load_dataset("mnist", "train", source="idx", data_dir=tmp_path)
-    assert_element_structure(dataset)
-    assert int(dataset.cardinality()) == TRAIN_COUNT
-    loaded_images, loaded_labels = (np.stack(part) for part in zip(*dataset.as_numpy_iterator()))
+    loaded_images, loaded_labels = data.load_arrays("mnist", "train", source="idx", data_dir=tmp_path)
+    assert_structure(loaded_images, loaded_labels, TRAIN_COUNT)
     np.testing.assert_allclose(loaded_images, images.reshape(TRAIN_COUNT, 784) / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(loaded_labels, labels)
 
@@ -104,9 +97,9 @@ def test_split_all_is_train_then_test(idx_dir):
 
 def test_auto_uses_data_dir_then_env(idx_dir, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="ddnmf_tf.data")
-    assert int(data.load_dataset("mnist", "test", data_dir=idx_dir).cardinality()) == TEST_COUNT
+    assert len(data.load_examples("mnist", "test", data_dir=idx_dir)) == TEST_COUNT
     monkeypatch.setenv(data.DATA_DIR_ENV, str(idx_dir))
-    assert int(data.load_dataset("mnist", "train").cardinality()) == TRAIN_COUNT
+    assert len(data.load_examples("mnist", "train")) == TRAIN_COUNT
     assert f"from IDX folder {idx_dir}" in caplog.text
 
 
@@ -116,12 +109,12 @@ def test_auto_uses_data_dir_then_env(idx_dir, monkeypatch, caplog):
 def test_data_dir_that_is_not_a_folder(tmp_path, make_path):
     path = make_path(tmp_path)
     with pytest.raises(data.DataError, match=re.escape(f"data_dir {path} is not a folder")):
-        data.load_dataset("mnist", "test", data_dir=path)
+        data.load_examples("mnist", "test", data_dir=path)
 
 
 def test_idx_source_needs_a_folder():
     with pytest.raises(data.DataError, match="source='idx' needs a folder .*DDNMF_DATA_DIR"):
-        data.load_dataset("mnist", "test", source="idx")
+        data.load_examples("mnist", "test", source="idx")
 
 
 def test_missing_split_names_missing_files(tmp_path):
@@ -129,7 +122,7 @@ def test_missing_split_names_missing_files(tmp_path):
     assert len(data.load_arrays("mnist", "test", data_dir=tmp_path)[1]) == TEST_COUNT
     for split in ("train", "all"):
         with pytest.raises(data.DataError) as raised:
-            data.load_dataset("mnist", split, data_dir=tmp_path)
+            data.load_examples("mnist", split, data_dir=tmp_path)
         message = str(raised.value)
         assert f"lacks the {split} split" in message
         assert "train-images-idx3-ubyte.gz" in message and "train-labels-idx1-ubyte.gz" in message
@@ -168,7 +161,7 @@ def test_bad_file_error_names_file_and_problem(idx_dir, case):
     bad_path = idx_dir / file_name
     bad_path.write_bytes(gzip.compress(content) if gzipped else content)
     with pytest.raises(data.DataError) as raised:
-        data.load_dataset("mnist", "test", data_dir=idx_dir)
+        data.load_examples("mnist", "test", data_dir=idx_dir)
     message = str(raised.value)
     assert str(bad_path) in message
     assert problem in message
@@ -192,9 +185,7 @@ def test_real_mnist_test_split(mnist_dir):
     assert np.bincount(labels).tolist() == MNIST_TEST_LABEL_COUNTS
     assert images.min() == 0.0 and images.max() == 1.0
     assert images.mean() == pytest.approx(0.1325, abs=5e-4)
-    dataset = data.load_dataset("mnist", "test", source="idx", data_dir=mnist_dir)
-    assert_element_structure(dataset)
-    assert int(dataset.cardinality()) == 10_000
+    assert_structure(images, labels, 10_000)
 
 
 def test_real_binarized_mnist(mnist_dir):
@@ -225,9 +216,7 @@ def test_debian_fashion_mnist(caplog):
     test_labels = data.load_arrays("fashion_mnist", "test", source="idx")[1]
     assert (len(train_labels), len(test_labels)) == (60_000, 10_000)
     assert np.bincount(train_labels).tolist() == [6_000] * 10
-    dataset = data.load_dataset("fashion_mnist", "all")
-    assert_element_structure(dataset)
-    assert int(dataset.cardinality()) == 70_000
+    assert_structure(*data.load_arrays("fashion_mnist", "all"), 70_000)
     folder = data.DEBIAN_FASHION_MNIST_DIR
     assert f"fashion_mnist/all: 70000 examples from IDX folder {folder}" in caplog.text
 
@@ -237,24 +226,20 @@ def test_debian_fashion_mnist(caplog):
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_tfds_source_structure(tfds, monkeypatch, name):
-    monkeypatch.setattr(data, "_reachable", lambda host, port: True)
+    monkeypatch.setattr(data.tfds, "_reachable", lambda host, port: True)
     with tfds.testing.mock_data(num_examples=4):
-        dataset = data.load_dataset(name, "train", source="tfds")
+        train_images, train_labels = data.load_arrays(name, "train", source="tfds")
         images, labels = data.load_arrays(name, "all", source="tfds")
-    assert_element_structure(dataset)
-    assert int(dataset.cardinality()) == 4
-    for image, label in dataset.as_numpy_iterator():
-        assert 0.0 <= image.min() and image.max() <= 1.0
-        assert 0 <= label < 10
+    assert_structure(train_images, train_labels, 4)
+    assert ((0 <= train_labels) & (train_labels < 10)).all()
     assert images.shape == (4, 784) and labels.dtype == np.int64
 
 
 def test_tfds_binarized_mnist_has_no_labels(tfds, monkeypatch):
-    monkeypatch.setattr(data, "_reachable", lambda host, port: True)
+    monkeypatch.setattr(data.tfds, "_reachable", lambda host, port: True)
     with tfds.testing.mock_data(num_examples=4, max_value=1):
-        dataset = data.load_dataset("binarized_mnist", "test", source="tfds")
-    assert_element_structure(dataset)
-    images, labels = (np.stack(part) for part in zip(*dataset.as_numpy_iterator()))
+        images, labels = data.load_arrays("binarized_mnist", "test", source="tfds")
+    assert_structure(images, labels, 4)
     assert set(np.unique(images)) <= {0.0, 1.0}
     assert labels.tolist() == [-1] * 4
 
@@ -266,12 +251,12 @@ def test_auto_prefers_prepared_tfds_to_the_environment_folder_not_to_data_dir(tf
     caplog.set_level(logging.INFO, logger="ddnmf_tf.data")
     monkeypatch.setenv(data.DATA_DIR_ENV, str(idx_dir))
     with tfds.testing.mock_data(num_examples=4, data_dir=str(tfds_dir)):
-        from_env_folder = data.load_dataset("mnist", "train")
-        from_explicit_folder = data.load_dataset("mnist", "train", data_dir=idx_dir)
-    assert int(from_env_folder.cardinality()) == 4  # the IDX folder has TRAIN_COUNT images
+        from_env_folder = data.load_examples("mnist", "train")
+        from_explicit_folder = data.load_examples("mnist", "train", data_dir=idx_dir)
+    assert len(from_env_folder) == 4  # the IDX folder has TRAIN_COUNT images
     assert "from tfds in" in caplog.text
     # An explicit data_dir is the user's choice and wins over prepared tfds data.
-    assert int(from_explicit_folder.cardinality()) == TRAIN_COUNT
+    assert len(from_explicit_folder) == TRAIN_COUNT
 
 
 # --- no source at all -------------------------------------------------------------
@@ -285,14 +270,14 @@ def offline(monkeypatch, tmp_path, tfds):
         raise OSError("network disabled by the test")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-such-folder")
+    monkeypatch.setattr(data.idx, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-such-folder")
 
 
 @pytest.mark.parametrize("source", ["auto", "tfds"])
 def test_no_source_fails_fast_with_hint(offline, source):
     started = time.monotonic()
     with pytest.raises(data.DataError) as raised:
-        data.load_dataset("fashion_mnist", "train", source=source)
+        data.load_examples("fashion_mnist", "train", source=source)
     assert time.monotonic() - started < 10
     message = str(raised.value)
     assert "\n" not in message
@@ -303,7 +288,7 @@ def test_no_source_fails_fast_with_hint(offline, source):
 
 def test_no_source_hint_for_mnist_skips_apt(offline):
     with pytest.raises(data.DataError) as raised:
-        data.load_dataset("mnist", "test")
+        data.load_examples("mnist", "test")
     assert "DDNMF_DATA_DIR" in str(raised.value) and "apt-get" not in str(raised.value)
 
 

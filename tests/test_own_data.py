@@ -223,7 +223,7 @@ def test_tfds_datasets_fail_fast_offline_with_a_hint(tmp_path, monkeypatch):
     from ddnmf_tf import data
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(data, "_reachable", lambda host, port: False)
+    monkeypatch.setattr(data.tfds, "_reachable", lambda host, port: False)
     started = time.monotonic()
     with pytest.raises(DataError, match=r"^no data for tfds:kmnist: it is not prepared in the tfds data dir and "
                                         r"storage.googleapis.com is unreachable\. Prepare it on a networked machine "
@@ -241,7 +241,7 @@ def test_tfds_catalogue_datasets_train_through_the_cli(tmp_path, monkeypatch):
     from ddnmf_tf import data
 
     monkeypatch.setenv("DDNMF_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "_tfds_prepared", lambda builder: True)
+    monkeypatch.setattr(data.tfds, "tfds_prepared", lambda builder: True)
     with tfds.testing.mock_data(num_examples=60):
         results = _train("tfds:cifar10", tmp_path / "run", "--clusters", "4", epochs=1)
         digits = load_examples("tfds:emnist/digits", "test", color_mode="rgb", image_size=(14, 14))

@@ -23,7 +23,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ddnmf_tf.run.checkpoints import load_config, write_atomic
+from ddnmf_tf.files import write_atomic
+from ddnmf_tf.run.checkpoints import load_config
 from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.data import SPLITS, load_examples
 from ddnmf_tf.serving import CONFIG_ASSET

@@ -23,6 +23,8 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from ddnmf_tf.files import write_json
+
 PREPROCESSING_FILE = "preprocessing.json"
 SCALINGS = ("divide_255", "none", "min_max")
 CHUNK_ROWS = 65_536  # rows read at a time when fitting on memory-mapped data
@@ -117,8 +119,6 @@ class Preprocessing:
 
 
 def save_preprocessing(run_dir, preprocessing):
-    from ddnmf_tf.run.checkpoints import write_json
-
     write_json(Path(run_dir) / PREPROCESSING_FILE, preprocessing.to_dict())
 
 

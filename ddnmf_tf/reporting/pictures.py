@@ -23,7 +23,7 @@ from matplotlib.patches import Rectangle
 from ddnmf_tf.reporting import projector
 
 from ddnmf_tf.reporting import summaries
-from ddnmf_tf.run.checkpoints import write_atomic
+from ddnmf_tf.files import write_atomic
 from ddnmf_tf.evaluation import hungarian_matching
 from ddnmf_tf.inference import load_served
 

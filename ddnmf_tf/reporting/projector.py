@@ -25,7 +25,7 @@ import numpy as np
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
-from ddnmf_tf.run.checkpoints import write_atomic
+from ddnmf_tf.files import write_atomic
 from ddnmf_tf.config import derive_seed
 from ddnmf_tf.data import sample_numbers
 from ddnmf_tf.reporting.summaries import image_grid, is_drawable, thumbnails

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from ddnmf_tf.config import DDNMFConfig
+from ddnmf_tf.files import write_atomic, write_json
 from ddnmf_tf.model.networks import DDNMF
 
 CONFIG_FILE = "config.json"
@@ -67,25 +68,6 @@ class RunDirError(ValueError):
 def flag_of(field):
     """The train.run flag that sets a DDNMFConfig or RunSettings field: 'layer_sizes' -> '--layers'."""
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
-
-
-def write_atomic(path, data):
-    """Write bytes or text to `path` through a file beside it and a rename: readers see the old file or the new."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as stream:
-            stream.write(data.encode() if isinstance(data, str) else data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def write_json(path, value):
-    write_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 def save_config(run_dir, config):
