@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ddnmf_tf.run import checkpoints
+from ddnmf_tf.run import directory
 from ddnmf_tf.cli import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +43,8 @@ def _check_files(run_dir):
     """Every JSON file parses and the cluster centres load: no torn file, whatever the moment of the kill."""
     for path in run_dir.glob("*.json"):
         json.loads(path.read_text())
-    if (run_dir / checkpoints.CLUSTER_CENTERS_FILE).exists():
-        np.load(run_dir / checkpoints.CLUSTER_CENTERS_FILE)
+    if (run_dir / directory.CLUSTER_CENTERS_FILE).exists():
+        np.load(run_dir / directory.CLUSTER_CENTERS_FILE)
 
 
 def kill_and_resume(flags, run_dir, seconds):
@@ -56,7 +57,7 @@ def kill_and_resume(flags, run_dir, seconds):
         process.send_signal(signal.SIGKILL)
         process.wait()
     _check_files(run_dir)
-    argv = ["--resume", "--run-dir", str(run_dir)] if checkpoints.is_run_dir(run_dir) else \
+    argv = ["--resume", "--run-dir", str(run_dir)] if directory.is_run_dir(run_dir) else \
         [*flags, "--run-dir", str(run_dir)]
     if train_run.run_cli(train_run.main, argv) != 0:
         raise AssertionError(f"{' '.join(argv)} failed")

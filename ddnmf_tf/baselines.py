@@ -19,7 +19,7 @@ clusters the pixels directly.
 
 Both autoencoders train through `ddnmf_tf.run.runner.run`, the loop DDNMF trains
 through (checkpoints, TensorBoard, results.json); their run directory also
-holds `autoencoder.json` (`checkpoints.AUTOENCODER_FILE`), which `load_run_model` reads.
+holds `autoencoder.json` (`directory.AUTOENCODER_FILE`), which `load_run_model` reads.
 """
 
 import dataclasses
@@ -28,12 +28,13 @@ from pathlib import Path
 import keras
 from sklearn.decomposition import NMF
 
-from ddnmf_tf.run import checkpoints
-
-from ddnmf_tf.model import losses
 from ddnmf_tf.config import derive_seed
+from ddnmf_tf.files import write_json
+from ddnmf_tf.model import losses
 from ddnmf_tf.model.networks import SupervisorNet
-from ddnmf_tf.run.runner import default_run_dir, run
+from ddnmf_tf.run import checkpoints, directory
+from ddnmf_tf.run.runner import run
+from ddnmf_tf.run.settings import default_run_dir
 from ddnmf_tf.training.step import DDNMFTrainer
 
 AUTOENCODERS = ("ae1", "ae2")
@@ -91,18 +92,18 @@ def train_autoencoder(kind, config, settings, log=print):
         settings = dataclasses.replace(settings, run_dir=default_run_dir(f"{settings.dataset}-{kind}"))
     trainer = AutoencoderTrainer(config, build_autoencoder(kind, config))
     run_dir = Path(settings.run_dir)
-    if not checkpoints.has_checkpoint(run_dir):
+    if not directory.has_checkpoint(run_dir):
         # Written before training, so that an interrupted run's checkpoints load as this autoencoder too.
-        checkpoints.write_json(run_dir / checkpoints.AUTOENCODER_FILE, {"kind": kind})
+        write_json(run_dir / directory.AUTOENCODER_FILE, {"kind": kind})
     return trainer.model, run(config, settings, trainer=trainer, log=log)
 
 
 def load_run_model(run_dir):
     """The trained model of a run directory: AE1/AE2 when it holds autoencoder.json, else DDNMF."""
-    kind = checkpoints.run_kind(run_dir)
+    kind = directory.run_kind(run_dir)
     if kind is None:
         return checkpoints.load_model(run_dir)
-    model = build_autoencoder(kind, checkpoints.load_config(run_dir))
+    model = build_autoencoder(kind, directory.load_config(run_dir))
     return checkpoints.restore_model(model, run_dir)
 
 

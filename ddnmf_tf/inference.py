@@ -18,9 +18,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf.run import checkpoints
-from ddnmf_tf.model.head import ClusteringHead
+from ddnmf_tf import evaluation
 from ddnmf_tf.data.preprocessing import load_preprocessing
+from ddnmf_tf.model.head import ClusteringHead
+from ddnmf_tf.run import checkpoints, directory
 
 PREDICT_BATCH = 1024
 
@@ -88,12 +89,12 @@ def student_t(distances):
 def load_served(run_dir, model=None, log=print):
     """The `Served` of a run directory: its newest intact checkpoint's networks (or `model`, already
     restored: a baseline autoencoder's too), its head when the head has trained, else its K-means centres, and its cluster labels."""
-    config = checkpoints.load_config(run_dir)
+    config = directory.load_config(run_dir)
     model = model if model is not None else checkpoints.load_model(run_dir, log)
     preprocessing = load_preprocessing(run_dir, config.input_dim)
     head = load_head(run_dir, config, lambda line: None)  # the model's restore has said which checkpoint
-    centers = None if head is not None else checkpoints.load_cluster_centers(run_dir)
-    return Served(model, preprocessing, head, centers, checkpoints.load_cluster_labels(run_dir))
+    centers = None if head is not None else directory.load_cluster_centers(run_dir)
+    return Served(model, preprocessing, head, centers, directory.load_cluster_labels(run_dir))
 
 
 def load_head(run_dir, config, log=print):
@@ -106,3 +107,46 @@ def load_head(run_dir, config, log=print):
     head.build((None, config.rank))
     checkpoints.restore(tf.train.Checkpoint(head=tf.train.Checkpoint(layer=head)), path).expect_partial()
     return head
+
+
+def encode(model, values, preprocessing=None, progress=None):
+    """The model's representation of every example, in batches of PREDICT_BATCH (numpy [n, width]).
+
+    `values` are stored rows (memory-mapped or not), scaled batch by batch by
+    `preprocessing` (default: used as float32); `progress`, a
+    keras.utils.Progbar, advances by each batch. A plain call per batch
+    rather than `model.predict`, which would run under the model's
+    distribution strategy and so need every worker.
+    """
+    scale = preprocessing.apply if preprocessing is not None else (lambda rows: np.asarray(rows, np.float32))
+    parts = []
+    for start in range(0, len(values), PREDICT_BATCH):
+        rows = np.asarray(values[start:start + PREDICT_BATCH]).reshape(-1, math.prod(values.shape[1:]))
+        parts.append(model(scale(rows)).numpy())
+        if progress is not None:
+            progress.add(len(rows))
+    return np.concatenate(parts)
+
+
+def score(model, images, labels, seed, clusterers=evaluation.CLUSTERERS, umap_neighbors=evaluation.UMAP_NEIGHBORS,
+          preprocessing=None, n_clusters=None):
+    """ACC / NMI / ARI of each clusterer on H; None when the data has no labels."""
+    if np.all(labels < 0):
+        return None
+    return score_features(encode(model, images, preprocessing), labels, seed, clusterers, umap_neighbors, n_clusters)
+
+
+def score_features(features, labels, seed, clusterers=evaluation.CLUSTERERS,
+                   umap_neighbors=evaluation.UMAP_NEIGHBORS, n_clusters=None):
+    """`score` of representations already computed (numpy [n, r])."""
+    return evaluation.evaluate_representation(features, labels, clusterers, seed=seed, umap_neighbors=umap_neighbors,
+                                              n_clusters=n_clusters)
+
+
+def score_served(clusters, examples):
+    """ACC / NMI / ARI of the served `clusters` (`Served.predict`'s) of `examples`' labeled examples; None without
+    labels."""
+    if not examples.labeled:
+        return None
+    labeled = examples.labels >= 0
+    return evaluation.score_clustering(examples.labels[labeled], clusters[labeled])

@@ -44,8 +44,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf.inference import Served, load_served
 from ddnmf_tf.data.preprocessing import PREPROCESSING_FILE, default_preprocessing
+from ddnmf_tf.inference import Served, load_served
 
 CONFIG_ASSET = "ddnmf_config.json"
 MODELS_CONFIG_FILE = "models.config"

@@ -1,14 +1,16 @@
 """Shared test settings: quiet TensorFlow, small deterministic models."""
 
 import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from pathlib import Path
 
 import pytest
 
 from ddnmf_tf import DDNMFConfig
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+
 
 # The one place the tests name data outside the repository: MNIST's real test split, where development and CI
 # machines keep it beside the checkout.

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 
+from ddnmf_tf.data.idx import write_idx_split
+
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
-
-
-def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
-    """IDX encoding of an array of unsigned bytes; ``magic`` overrides the right one."""
-    if magic is None:
-        magic = 0x00000800 | array.ndim
-    header = struct.pack(f">{1 + array.ndim}I", magic, *array.shape)
-    return header + array.astype(np.uint8).tobytes()
 
 
 def write_file(path: Path, content: bytes) -> Path:
@@ -26,19 +19,9 @@ def write_file(path: Path, content: bytes) -> Path:
     return path
 
 
-def write_split(
-    folder: Path,
-    prefix: str,
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    compressed: bool = True,
-) -> tuple[Path, Path]:
-    """Write ``{prefix}-images-idx3-ubyte[.gz]`` and ``{prefix}-labels-idx1-ubyte[.gz]``."""
-    suffix = ".gz" if compressed else ""
-    images_path = write_file(folder / f"{prefix}-images-idx3-ubyte{suffix}", idx_bytes(images))
-    labels_path = write_file(folder / f"{prefix}-labels-idx1-ubyte{suffix}", idx_bytes(labels))
-    return images_path, labels_path
+def write_split(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, *, compressed: bool = True):
+    """Write ``{prefix}-images-idx3-ubyte[.gz]`` and ``{prefix}-labels-idx1-ubyte[.gz]`` (the library's writer)."""
+    return write_idx_split(folder, prefix, images, labels, compressed)
 
 
 def write_tiny_mnist(folder: Path, train: int = 200, test: int = 100) -> Path:

@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 
 from ddnmf_tf import DDNMFConfig
-from ddnmf_tf.run.checkpoints import RunDirError, load_model
+from ddnmf_tf.baselines import (Autoencoder, autoencoder_config, build_autoencoder, load_run_model, nmf_representation,
+                                train_autoencoder)
+from ddnmf_tf.run.checkpoints import load_model
+from ddnmf_tf.run.directory import RunDirError
+from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.serving import export_run
-from ddnmf_tf.baselines import (
-    Autoencoder,
-    autoencoder_config,
-    build_autoencoder,
-    load_run_model,
-    nmf_representation,
-    train_autoencoder,
-)
-from ddnmf_tf.run.runner import RunSettings
 from tests.idx_files import write_tiny_mnist
 
 TINY = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=1, jit_compile=False, head_epochs=0)

@@ -44,7 +44,7 @@ def test_quick_bench_writes_every_section_with_positive_numbers(tmp_path):
 
 
 def test_flop_count_of_the_default_model_follows_the_formula():
-    from bench.run import flops_per_image
+    from bench.common import flops_per_image
     from ddnmf_tf import DDNMFConfig
 
     dense = 784 * 500 + 500 * 500 + 500 * 2000 + 2000 * 500 + 500 * 500 + 500 * 784

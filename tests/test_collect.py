@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ddnmf_tf.config import DDNMFConfig
 from ddnmf_tf.cli import collect
+from ddnmf_tf.config import DDNMFConfig
 
 
 def _finished(folder, seed, acc, **config):

@@ -130,8 +130,8 @@ def test_two_workers_train_together_and_the_chiefs_checkpoint_loads(tmp_path, fo
 
 @pytest.mark.parametrize("form", ["npy", "png"])
 def test_mirrored_and_resume_take_every_source(tmp_path, form, monkeypatch):
-    from ddnmf_tf.run.checkpoints import load_model
     from ddnmf_tf.cli import run as train_run
+    from ddnmf_tf.run.checkpoints import load_model
 
     monkeypatch.setenv("DDNMF_CACHE_DIR", str(tmp_path / "cache"))
     flags = _data_flags(form, tmp_path / "data") + ["--strategy", "mirrored", "--layers", "16", "--rank", "3",

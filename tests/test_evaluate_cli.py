@@ -5,10 +5,10 @@ import json
 import pytest
 
 from ddnmf_tf.baselines import train_autoencoder
+from ddnmf_tf.cli import evaluate
 from ddnmf_tf.run.runner import run
 from tests.idx_files import write_tiny_mnist
 from tests.test_baselines import TINY, tiny_settings
-from ddnmf_tf.cli import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,9 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from ddnmf_tf.evaluation import (
-    CLUSTERERS,
-    adjusted_rand_index,
-    check_clusterable,
-    cluster,
-    clustering_accuracy,
-    embed_umap,
-    evaluate_representation,
-    fit_gmm,
-    fit_kmeans,
-    normalized_mutual_info,
-    score_clustering,
-)
+from ddnmf_tf.evaluation import (CLUSTERERS, adjusted_rand_index, check_clusterable, cluster, clustering_accuracy,
+                                 embed_umap, evaluate_representation, fit_gmm, fit_kmeans, normalized_mutual_info,
+                                 score_clustering)
 
 # Small case: contingency [[2, 1], [0, 3]] (rows = true classes, cols = clusters).
 SMALL_TRUE = [0, 0, 0, 1, 1, 1]

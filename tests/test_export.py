@@ -10,13 +10,12 @@ import pytest
 import tensorflow as tf
 
 from ddnmf_tf import DDNMF, DDNMFConfig
-
-from ddnmf_tf.run import checkpoints
-from ddnmf_tf.serving import ExportError, export_model, export_run, next_version
-from ddnmf_tf.model.head import ClusteringHead
-from ddnmf_tf.inference import Served
-from ddnmf_tf.data.preprocessing import default_preprocessing
 from ddnmf_tf.cli import export as export_cli
+from ddnmf_tf.data.preprocessing import default_preprocessing
+from ddnmf_tf.inference import Served
+from ddnmf_tf.model.head import ClusteringHead
+from ddnmf_tf.run import checkpoints, directory
+from ddnmf_tf.serving import ExportError, export_model, export_run, next_version
 
 ROOT = Path(__file__).resolve().parents[1]
 UINT8_IMAGES = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)
@@ -30,9 +29,9 @@ def run_dir(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     model = DDNMF(DDNMFConfig(input_dim=784, layer_sizes=(16, 8), rank=3, jit_compile=False))
     model.build((None, 784))
-    checkpoints.save_config(run_dir, model.config)
+    directory.save_config(run_dir, model.config)
     checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(model, keras.optimizers.Adam())).save()
-    checkpoints.save_cluster_centers(run_dir, CENTERS)
+    directory.save_cluster_centers(run_dir, CENTERS)
     return run_dir
 
 
@@ -310,7 +309,7 @@ def test_cli_refuses_a_bad_keras_path_before_exporting(run_dir, tmp_path, capsys
 
 
 def test_cli_on_a_run_without_checkpoint_fails_in_one_line(tmp_path):
-    checkpoints.save_config(tmp_path / "run", DDNMFConfig(layer_sizes=(16, 8), rank=3))
+    directory.save_config(tmp_path / "run", DDNMFConfig(layer_sizes=(16, 8), rank=3))
     argv = ["--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "ddnmf")]
     completed = subprocess.run([sys.executable, "-m", "export.run", *argv],
                                cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -326,5 +325,5 @@ def test_cli_on_a_run_without_checkpoint_fails_in_one_line(tmp_path):
 
 def test_cli_debug_lets_the_error_through(tmp_path):
     argv = ["--run-dir", str(tmp_path), "--export-dir", str(tmp_path / "ddnmf"), "--debug"]
-    with pytest.raises(checkpoints.RunDirError, match="config.json is missing"):
+    with pytest.raises(directory.RunDirError, match="config.json is missing"):
         export_cli.run_cli(export_cli.main, argv)

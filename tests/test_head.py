@@ -7,17 +7,15 @@ import pytest
 import tensorflow as tf
 
 from ddnmf_tf import DDNMFConfig, evaluation
-
-from ddnmf_tf.run import checkpoints
-
-from ddnmf_tf.model import losses
-from ddnmf_tf.config import ConfigError
-from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, self_labels
-from ddnmf_tf.training.step import DDNMFTrainer, training_batches
-from tests.idx_files import random_split, write_tiny_mnist
 from ddnmf_tf.cli import collect as train_collect
 from ddnmf_tf.cli import evaluate as train_evaluate
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.config import ConfigError
+from ddnmf_tf.model import losses
+from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, self_labels
+from ddnmf_tf.run import directory
+from ddnmf_tf.training.step import DDNMFTrainer, training_batches
+from tests.idx_files import random_split, write_tiny_mnist
 
 SMALL = ["--dataset", "mnist", "--source", "idx", "--layers", "32,16", "--rank", "4", "--batch-size", "50",
          "--no-jit", "--quiet", "--clusterers", "kmeans"]
@@ -180,7 +178,7 @@ def test_unlabeled_data_is_assigned_the_head_s_clusters_for_any_k(tmp_path):
 
 
 def _weights(run_dir):
-    reader = tf.train.load_checkpoint(checkpoints.latest_checkpoint(run_dir))
+    reader = tf.train.load_checkpoint(directory.latest_checkpoint(run_dir))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
             if name.startswith(("model/", "head/layer", "head/targets"))}
 
@@ -212,7 +210,7 @@ def test_a_start_sample_too_small_to_cluster_is_refused_before_training(data_dir
 def test_head_settings_are_fixed_once_the_head_has_trained(data_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     _train(data_dir, run_dir, "--epochs", "1", "--head-epochs", "1", *HEAD)
-    with pytest.raises(checkpoints.RunDirError, match="--head-weight is 1.0 in the run, 0.5 given"):
+    with pytest.raises(directory.RunDirError, match="--head-weight is 1.0 in the run, 0.5 given"):
         train_run.main(SMALL + ["--data-dir", str(data_dir), "--run-dir", str(run_dir), "--resume",
                                 "--head-epochs", "2", "--head-weight", "0.5"])
 

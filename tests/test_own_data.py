@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ddnmf_tf.run import checkpoints
-from ddnmf_tf.data import DataError, load_examples
-from ddnmf_tf.data.preprocessing import Preprocessing
-from ddnmf_tf.training.step import training_batches
 from ddnmf_tf.cli import encode as train_encode
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.data import DataError, load_examples
+from ddnmf_tf.data.preprocessing import Preprocessing
+from ddnmf_tf.run import directory
+from ddnmf_tf.training.step import training_batches
 
 IMAGES = 2000
 SMALL = ["--layers", "256,64", "--rank", "10", "--batch-size", "50", "--no-jit", "--quiet", "--clusterers", "kmeans",
@@ -103,7 +103,7 @@ def test_unlabeled_data_trains_into_k_clusters_without_scores(forms, tmp_path, c
     assert results["metrics"] is None and results["clusters"] == 7
     assignments = np.load(tmp_path / "run" / "assignments.npy")
     assert len(assignments) == IMAGES and set(assignments.tolist()) <= set(range(7))
-    assert checkpoints.load_cluster_centers(tmp_path / "run").shape == (7, 10)
+    assert directory.load_cluster_centers(tmp_path / "run").shape == (7, 10)
     assert "no scores: the examples scored have no labels" in capsys.readouterr().out
 
 
@@ -252,8 +252,7 @@ def test_tfds_catalogue_datasets_train_through_the_cli(tmp_path, monkeypatch):
 
 
 def test_pictures_take_the_datas_shape_and_colours_and_fig_2_more_than_10_classes(tmp_path):
-    from ddnmf_tf.reporting import figures
-    from ddnmf_tf.reporting import summaries
+    from ddnmf_tf.reporting import figures, summaries
 
     rgb = np.random.default_rng(0).random((5, 6 * 8 * 3)).astype(np.float32)
     assert summaries.image_grid(rgb, 3, (6, 8, 3)).shape == (1, 12, 24, 3)

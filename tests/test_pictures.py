@@ -19,18 +19,16 @@ from sklearn.datasets import load_digits
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins import projector as tb_projector
 
-from ddnmf_tf.run import checkpoints
-
-from ddnmf_tf.reporting import pictures
-
-from ddnmf_tf.reporting import projector
-from ddnmf_tf.run.checkpoints import load_model
-from ddnmf_tf.data import load_examples
-from ddnmf_tf.data.preprocessing import load_preprocessing
-from ddnmf_tf.run.runner import RunSettings, encode
 from ddnmf_tf.cli import encode as train_encode
 from ddnmf_tf.cli import evaluate as train_evaluate
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.data import load_examples
+from ddnmf_tf.data.preprocessing import load_preprocessing
+from ddnmf_tf.inference import encode
+from ddnmf_tf.reporting import pictures, projector
+from ddnmf_tf.run import checkpoints
+from ddnmf_tf.run.checkpoints import load_model
+from ddnmf_tf.run.settings import RunSettings
 
 SMALL = ["--layers", "32,16", "--rank", "4", "--batch-size", "50", "--no-jit", "--quiet", "--clusterers", "kmeans",
          "--epochs", "1", "--head-epochs", "1", "--head-layers", "16"]

@@ -33,8 +33,9 @@ import tensorflow as tf
 
 from ddnmf_tf import DDNMFConfig, evaluation
 from ddnmf_tf.data import load_arrays
+from ddnmf_tf.run.runner import run
+from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.serving import export_run
-from ddnmf_tf.run.runner import RunSettings, run
 
 IMAGES, EPOCHS = 2000, 15
 ACC_FLOOR = {"kmeans": 0.35, "gmm": 0.32, "umap_kmeans": 0.32, "umap_gmm": 0.32}

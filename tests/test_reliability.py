@@ -22,17 +22,15 @@ import pytest
 import tensorflow as tf
 
 from ddnmf_tf import DDNMF, DDNMFConfig
-
-from ddnmf_tf.run import checkpoints
-
-from ddnmf_tf.run import runner
-from ddnmf_tf.cli.common import run_cli
-from ddnmf_tf.serving import export_run
-from ddnmf_tf.model.noise import corrupt
-from ddnmf_tf.training.step import DDNMFTrainer
 from ddnmf_tf.cli import export as export_cli
-from tests.idx_files import write_file, write_tiny_mnist
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.cli.common import run_cli
+from ddnmf_tf.model.noise import corrupt
+from ddnmf_tf.run import checkpoints, directory, runner
+from ddnmf_tf.run.settings import RunSettings
+from ddnmf_tf.serving import export_run
+from ddnmf_tf.training.step import DDNMFTrainer
+from tests.idx_files import write_file, write_tiny_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 # The architecture of the tiny training runs: 784-32-16 | 4 | 16-32-784.
@@ -67,7 +65,7 @@ def same_seed_runs(data_dir, tmp_path_factory):
     runs = []
     for name in ("first", "second"):
         run_dir = tmp_path_factory.mktemp(name)
-        settings = runner.RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir),
+        settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir),
                                       run_dir=str(run_dir), quiet=True)
         runs.append((runner.run(TINY_CONFIG, settings, log=lambda *args: None), run_dir))
     return runs
@@ -79,9 +77,9 @@ def untrained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("untrained_run")
     model = DDNMF(DDNMFConfig(layer_sizes=(16, 8), rank=3, jit_compile=False))
     model.build((None, 784))
-    checkpoints.save_config(run_dir, model.config)
+    directory.save_config(run_dir, model.config)
     checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(model, keras.optimizers.Adam())).save()
-    checkpoints.save_cluster_centers(run_dir, np.random.default_rng(1).random((4, 3)).astype(np.float32))
+    directory.save_cluster_centers(run_dir, np.random.default_rng(1).random((4, 3)).astype(np.float32))
     return run_dir
 
 
@@ -409,8 +407,8 @@ def test_two_runs_with_one_seed_end_with_identical_weights_and_metrics(same_seed
     np.testing.assert_array_equal(*centers)
     # Every checkpointed value: both networks' weights (saved as the optimizer's trainable variables), Adam's
     # moments, the step and the images trained on; only the seconds spent training differ.
-    first_checkpoint = tf.train.load_checkpoint(checkpoints.latest_checkpoint(first_dir))
-    second_checkpoint = tf.train.load_checkpoint(checkpoints.latest_checkpoint(second_dir))
+    first_checkpoint = tf.train.load_checkpoint(directory.latest_checkpoint(first_dir))
+    second_checkpoint = tf.train.load_checkpoint(directory.latest_checkpoint(second_dir))
     names = first_checkpoint.get_variable_to_shape_map()
     assert names == second_checkpoint.get_variable_to_shape_map()
     weights = sum(name.startswith("optimizer/_trainable_variables/") for name in names)

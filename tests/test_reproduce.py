@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from tests.idx_files import random_split, write_split
-from tests.idx_files import write_tiny_mnist
 from ddnmf_tf.cli import reproduce
+from tests.idx_files import random_split, write_split, write_tiny_mnist
 
 
 @pytest.fixture(scope="module")

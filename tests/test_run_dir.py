@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from ddnmf_tf.run import checkpoints
-
+from ddnmf_tf import DDNMFConfig, files
+from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.run import directory
 from ddnmf_tf.run import lock as runlock
 from tests.idx_files import random_split, write_split, write_tiny_mnist
-from ddnmf_tf.cli import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "mnist", "--source", "idx", "--layers", "16", "--rank", "3", "--batch-size", "50",
@@ -40,7 +40,8 @@ def _tiny_run(data_dir, run_dir, *flags, epochs=1):
 
 def test_the_layout_is_written_at_the_start(data_dir, tmp_path):
     from ddnmf_tf import DDNMFConfig
-    from ddnmf_tf.run.runner import RunSettings, run
+    from ddnmf_tf.run.runner import run
+    from ddnmf_tf.run.settings import RunSettings
     from ddnmf_tf.training.step import DDNMFTrainer
 
     class Stop(Exception):
@@ -60,13 +61,13 @@ def test_the_layout_is_written_at_the_start(data_dir, tmp_path):
     with pytest.raises(Stop):
         run(config, settings, trainer=StoppedTrainer(config), log=lambda line: None)
     run_dir = tmp_path / "run"
-    assert checkpoints.load_config(run_dir).layer_sizes == (16,)
+    assert directory.load_config(run_dir).layer_sizes == (16,)
     settings = json.loads((run_dir / "settings.json").read_text())
     assert settings["dataset"] == "mnist" and settings["train_split"] == "train" and settings["eval_every"] == 2
     assert settings["data_dir"] == str(data_dir) and settings["clusters"] == 10
     assert set(settings["fingerprints"]) == {"train", "eval"}
     assert not (run_dir / "run.lock").exists()  # released when the run stopped
-    assert not checkpoints.has_checkpoint(run_dir)
+    assert not directory.has_checkpoint(run_dir)
 
 
 def test_resume_with_the_run_dir_alone_continues_that_run(data_dir, tmp_path):
@@ -97,7 +98,7 @@ def test_a_flag_contradicting_the_run_is_refused_by_name_and_safe_ones_change(da
     assert code == 0 and out[0] == f"resumed {run_dir} at step 4"
     settings = json.loads((run_dir / "settings.json").read_text())
     assert (settings["clusterers"], settings["eval_every"], settings["summary_every"]) == (["gmm"], 1, 7)
-    assert checkpoints.load_config(run_dir).learning_rate == 0.002
+    assert directory.load_config(run_dir).learning_rate == 0.002
     assert set(json.loads((run_dir / "results.json").read_text())["metrics"]) == {"served", "gmm"}
 
 
@@ -124,9 +125,9 @@ def test_resuming_on_other_data_is_refused(data_dir, tmp_path, capsys):
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(data_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    checkpoints.save_config(run_dir, checkpoints.DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50,
+    directory.save_config(run_dir, DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50,
                                                              jit_compile=False, epochs=1, head_epochs=0))
-    checkpoints.save_settings(run_dir, {"dataset": "mnist", "source": "idx", "data_dir": str(data_dir),
+    directory.save_settings(run_dir, {"dataset": "mnist", "source": "idx", "data_dir": str(data_dir),
                                         "train_split": "train", "eval_split": "test", "clusterers": ["kmeans"],
                                         "quiet": True})
     code, out, _ = _cli(["--resume", "--run-dir", str(run_dir)], capsys)
@@ -139,8 +140,8 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(data_dir,
 
 
 def test_a_damaged_checkpoint_is_passed_over_by_every_tool(data_dir, tmp_path, capsys):
-    from ddnmf_tf.cli import export as export_run
     from ddnmf_tf.cli import evaluate
+    from ddnmf_tf.cli import export as export_run
 
     run_dir = _tiny_run(data_dir, tmp_path / "run", epochs=2)
     capsys.readouterr()
@@ -213,7 +214,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_good_checkpoint(data_dir, tm
     assert (code, err) == (2, [f"error: could not write the checkpoint of step 8 in {run_dir / 'checkpoints'}: "
                                 f"{run_dir}/checkpoints/ckpt-8_temp; No space left on device; the last good "
                                 "checkpoint ckpt-4 is kept"])
-    assert checkpoints.latest_checkpoint(run_dir).endswith("ckpt-4")
+    assert directory.latest_checkpoint(run_dir).endswith("ckpt-4")
     assert not (run_dir / "run.lock").exists()
 
     monkeypatch.setattr(tf.train.CheckpointManager, "save", original)
@@ -221,7 +222,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_good_checkpoint(data_dir, tm
     def no_space(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoints.os, "fsync", no_space)  # every JSON and .npy the run writes
+    monkeypatch.setattr(files.os, "fsync", no_space)  # every JSON and .npy the run writes
     code, _, err = _cli(["--resume", "--run-dir", str(run_dir)], capsys)
     assert (code, err) == (2, ["error: [Errno 28] No space left on device"])
     assert json.loads((run_dir / "settings.json").read_text())["dataset"] == "mnist"  # the old version, whole

@@ -11,8 +11,8 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util.tensor_util import make_ndarray
 
-from tests.idx_files import random_split, write_split, write_tiny_mnist
 from ddnmf_tf.cli import run as train_run
+from tests.idx_files import random_split, write_split, write_tiny_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--dataset", "mnist", "--source", "idx", "--layers", "32,16", "--rank", "4",
@@ -217,19 +217,21 @@ class _InterruptedTrainer(_DivergingTrainer):
 
 def test_a_mid_epoch_checkpoint_holds_that_epochs_images_and_seconds(data_dir, tmp_path):
     from ddnmf_tf import DDNMFConfig
-    from ddnmf_tf.run import checkpoints
-    from ddnmf_tf.run.runner import RunSettings, run
+    from ddnmf_tf.run import checkpoints, directory
+    from ddnmf_tf.run.runner import run
+    from ddnmf_tf.run.settings import RunSettings
+    from ddnmf_tf.training.step import training_clock
 
     config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=2, jit_compile=False, head_epochs=0)
     settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(tmp_path),
                            quiet=True, checkpoint_every=3, clusterers=("kmeans",))
     with pytest.raises(_Interrupted):
         run(config, settings, trainer=_InterruptedTrainer(config, bad_step=4))
-    latest = checkpoints.latest_checkpoint(tmp_path)
+    latest = directory.latest_checkpoint(tmp_path)
     assert latest.endswith("ckpt-3")  # three of the first epoch's four steps
     from ddnmf_tf.training.step import DDNMFTrainer
 
-    clock, resumed = checkpoints.training_clock(), DDNMFTrainer(config)
+    clock, resumed = training_clock(), DDNMFTrainer(config)
     checkpoints.restore_training(resumed.model, resumed.optimizer, clock, tmp_path)
     assert int(clock.images) == 150 and float(clock.seconds) > 0
     results = run(config, dataclasses.replace(settings, resume=True))
@@ -240,7 +242,9 @@ def test_a_mid_epoch_checkpoint_holds_that_epochs_images_and_seconds(data_dir, t
 def _run_until_diverged(trainer_class, bad_step, data_dir, run_dir, message):
     """Train 3 tiny epochs (4 steps each) with a trainer that goes bad at `bad_step`; expect `message`."""
     from ddnmf_tf import DDNMFConfig
-    from ddnmf_tf.run.runner import RunSettings, TrainingDiverged, run
+    from ddnmf_tf.run.runner import run
+    from ddnmf_tf.run.settings import RunSettings
+    from ddnmf_tf.training.loop import TrainingDiverged
 
     config = DDNMFConfig(layer_sizes=(16,), rank=3, batch_size=50, epochs=3, jit_compile=False, head_epochs=0)
     settings = RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(run_dir), quiet=True)
@@ -257,7 +261,8 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(data_dir, 
 
 
 def test_resume_trains_at_the_learning_rate_asked_for(finished_run, data_dir):
-    from ddnmf_tf.run.runner import RunSettings, run
+    from ddnmf_tf.run.runner import run
+    from ddnmf_tf.run.settings import RunSettings
     from ddnmf_tf.training.step import DDNMFTrainer
 
     config = train_run.config_from_args(train_run.build_parser().parse_args(
@@ -270,7 +275,8 @@ def test_resume_trains_at_the_learning_rate_asked_for(finished_run, data_dir):
 
 
 def test_cosine_schedule_sets_each_epochs_rate_and_logs_it(data_dir, tmp_path):
-    from ddnmf_tf.run.runner import RunSettings, run
+    from ddnmf_tf.run.runner import run
+    from ddnmf_tf.run.settings import RunSettings
     from ddnmf_tf.training.step import DDNMFTrainer
 
     config = train_run.config_from_args(train_run.build_parser().parse_args(

@@ -4,12 +4,13 @@ import argparse
 
 import pytest
 
-from ddnmf_tf.cli.common import parse_clusterers
-from ddnmf_tf.evaluation import CLUSTERERS
-from ddnmf_tf.data import DataError, fingerprint, identify, load_arrays, load_examples
+from ddnmf_tf.cli import evaluate
 from ddnmf_tf.cli import export as export_run
-from ddnmf_tf.cli import evaluate, reproduce
+from ddnmf_tf.cli import reproduce
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.cli.common import parse_clusterers
+from ddnmf_tf.data import DataError, fingerprint, identify, load_arrays, load_examples
+from ddnmf_tf.evaluation import CLUSTERERS
 
 
 def _parse(parser, argv):

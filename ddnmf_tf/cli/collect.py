@@ -18,10 +18,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from ddnmf_tf.run.checkpoints import RESULTS_FILE, run_kind
 from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.config import DDNMFConfig
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
+from ddnmf_tf.run.directory import RESULTS_FILE, run_kind
 
 METRICS = ("acc", "nmi", "ari")
 # Fields every run sets for itself: shown in their own columns, never as a difference from the defaults.

@@ -5,6 +5,7 @@ import logging
 import sys
 
 from ddnmf_tf.evaluation import CLUSTERERS
+from ddnmf_tf.training.loop import TrainingDiverged
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -58,8 +59,6 @@ def add_clusterers_flag(parser, what="how H is scored"):
 
 def run_cli(main, argv=None):
     """Call main(argv); a user error becomes `error: ...` on stderr and a non-zero exit, no traceback."""
-    from ddnmf_tf.run.runner import TrainingDiverged
-
     argv = sys.argv[1:] if argv is None else argv
     try:
         main(argv)

@@ -22,16 +22,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from ddnmf_tf.files import write_atomic
-from ddnmf_tf.run.checkpoints import load_config
 from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.data import SPLITS, load_examples
-from ddnmf_tf.serving import CONFIG_ASSET
+from ddnmf_tf.data.preprocessing import PREPROCESSING_FILE, Preprocessing, default_preprocessing, load_preprocessing
+from ddnmf_tf.files import write_atomic
 from ddnmf_tf.inference import PREDICT_BATCH, load_served
 from ddnmf_tf.reporting.pictures import confidence, save_gallery, served_of
-from ddnmf_tf.data.preprocessing import PREPROCESSING_FILE, Preprocessing, default_preprocessing, load_preprocessing
 from ddnmf_tf.reporting.summaries import is_drawable
+from ddnmf_tf.run.directory import load_config
+from ddnmf_tf.serving import CONFIG_ASSET
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".csv")
 
@@ -55,15 +56,11 @@ class SavedModelEncoder:
     """An exported SavedModel's representation and cluster, batch by batch, through its signatures."""
 
     def __init__(self, path):
-        import tensorflow as tf
-
         self.model = tf.saved_model.load(str(path))
         self.preprocessing = saved_model_preprocessing(path)
 
     def __call__(self, rows):
         """{representation, cluster?} of stored rows [k, input_dim]."""
-        import tensorflow as tf
-
         if rows.dtype == np.uint8 and "serving_uint8" in self.model.signatures:
             images = rows.reshape(len(rows), *self.preprocessing.shape)
             outputs = self.model.signatures["serving_uint8"](images=tf.constant(images))

@@ -22,17 +22,16 @@ import sys
 from pathlib import Path
 
 from ddnmf_tf.baselines import load_run_model
-from ddnmf_tf.run.checkpoints import load_config, load_settings
 from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, run_cli
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_examples
 from ddnmf_tf.data.preprocessing import load_preprocessing
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors
-from ddnmf_tf.reporting.figures import save_parts
+from ddnmf_tf.inference import encode, load_served, score_features, score_served
 from ddnmf_tf.model.networks import DDNMF
-from ddnmf_tf.inference import load_served
+from ddnmf_tf.reporting.figures import save_parts
 from ddnmf_tf.reporting.pictures import served_of, write_projector_of
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
-from ddnmf_tf.run.runner import encode, score_features, score_served
+from ddnmf_tf.run.directory import load_config, load_settings
 
 
 def build_parser():

@@ -8,8 +8,8 @@ to serve it.
 import sys
 from pathlib import Path
 
-from ddnmf_tf.run.checkpoints import load_model
 from ddnmf_tf.cli.common import CLIParser, run_cli
+from ddnmf_tf.run.checkpoints import load_model
 from ddnmf_tf.serving import ExportError, export_run
 
 

@@ -22,26 +22,25 @@ import csv
 import dataclasses
 import functools
 import json
-import os
-import platform
 import shutil
-import struct
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import tensorflow as tf
-
-from ddnmf_tf.reporting import figures
 from ddnmf_tf.baselines import load_run_model, nmf_representation, train_autoencoder
-from ddnmf_tf.run.checkpoints import RESULTS_FILE, RunDirError, is_run_dir, load_config
 from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated, run_cli
 from ddnmf_tf.config import DDNMFConfig, derive_seed
 from ddnmf_tf.data import load_arrays
+from ddnmf_tf.data.idx import write_idx_split
+from ddnmf_tf.reporting.machine import describe_machine
 from ddnmf_tf.evaluation import CLUSTERERS, evaluate_representation
-from ddnmf_tf.run.runner import RunSettings, encode, run
+from ddnmf_tf.inference import encode
+from ddnmf_tf.reporting import figures
+from ddnmf_tf.run.directory import RESULTS_FILE, RunDirError, is_run_dir, load_config
+from ddnmf_tf.run.runner import run
+from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.training.step import DDNMFTrainer
 
 PAPER = "Chen, Jin, Liu and Zhang (2021), Front. Neurorobot. 15:701194"
@@ -113,8 +112,8 @@ def load_data(name, data_dir, train_limit, eval_limit, seed, output_dir, cluster
         train_images, train_labels = _subset(train_images, train_labels, train_limit, seed, train_split)
         eval_images, eval_labels = _subset(eval_images, eval_labels, eval_limit, seed, eval_split)
         folder = output_dir / "data" / name
-        write_idx_split(folder, "train", train_images, train_labels)
-        write_idx_split(folder, "t10k", eval_images, eval_labels)
+        write_idx_split(folder, "train", _pixels(train_images), train_labels)
+        write_idx_split(folder, "t10k", _pixels(eval_images), eval_labels)
         settings = dataclasses.replace(settings, source="idx", data_dir=str(folder), train_split="train",
                                        eval_split="test")
     return Data(name, train_images, eval_images, eval_labels, settings)
@@ -128,13 +127,9 @@ def _subset(images, labels, limit, seed, split):
     return images[chosen], labels[chosen]
 
 
-def write_idx_split(folder, prefix, images, labels):
-    """`{prefix}-images-idx3-ubyte` and `{prefix}-labels-idx1-ubyte` (uncompressed IDX) of 28x28 images in [0, 1]."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pixels = np.round(images * 255).astype(np.uint8).reshape(len(images), 28, 28)
-    for stem, array in (("images-idx3-ubyte", pixels), ("labels-idx1-ubyte", labels.astype(np.uint8))):
-        header = struct.pack(f">{1 + array.ndim}I", 0x800 | array.ndim, *array.shape)
-        (folder / f"{prefix}-{stem}").write_bytes(header + array.tobytes())
+def _pixels(images):
+    """28x28 uint8 images of rows in [0, 1]."""
+    return np.round(images * 255).astype(np.uint8).reshape(len(images), 28, 28)
 
 
 def train_ddnmf(config, settings, log=print):
@@ -296,12 +291,6 @@ def sweep_markdown(records):
     return lines
 
 
-def machine():
-    gpus = tf.config.list_physical_devices("GPU")
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {f'{len(gpus)} GPU' if gpus else 'no GPU'}, "
-            f"TensorFlow {tf.__version__}")
-
-
 def write_report(output_dir, table, header, body_lines, columns, rows):
     """table<N>.md (header, then the table) and table<N>.csv."""
     write_csv(output_dir / f"table{table}.csv", columns, rows)
@@ -387,7 +376,7 @@ def main(argv=None):
         f"seed {config.seed}; epochs of every network: {config.epochs}; layers {list(config.layer_sizes)}, "
         f"rank {config.rank}; the full configs are in runs/*/config.json",
         *[data.describe() for data in datasets],
-        f"machine: {machine()}; wall time {time.perf_counter() - started:.0f} s in all",
+        f"machine: {describe_machine()}; wall time {time.perf_counter() - started:.0f} s in all",
         "seconds: wall time of each method, from the start of its representation (training included) to its "
         "scores; for a run reused from an earlier invocation, its scoring only (its training time is in its "
         "results.json)",

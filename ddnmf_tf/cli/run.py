@@ -18,13 +18,15 @@ import argparse
 import dataclasses
 import sys
 
+from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated, run_cli
 from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
 from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
-from ddnmf_tf.training.distribute import STRATEGIES
-from ddnmf_tf.run.checkpoints import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
-from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated, run_cli
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
+from ddnmf_tf.run.directory import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
+from ddnmf_tf.run.runner import run
+from ddnmf_tf.run.settings import RunSettings
+from ddnmf_tf.training.distribute import STRATEGIES
 
 DEFAULTS = DDNMFConfig()
 
@@ -196,8 +198,6 @@ def apply_preset(args, given):
 
 
 def settings_from_args(args):
-    from ddnmf_tf.run.runner import RunSettings
-
     return RunSettings(
         dataset=args.dataset, source=args.source, data_dir=args.data_dir,
         train_split=args.train_split, eval_split=args.eval_split, eval_dataset=args.eval_dataset,
@@ -216,8 +216,6 @@ def resumed_run(config, settings, given):
 
     runner.run then refuses the given fields that contradict what the run recorded.
     """
-    from ddnmf_tf.run.runner import RunSettings
-
     given = {"jit_compile" if name == "no_jit" else name for name in given}
     recorded = load_config(settings.run_dir).to_dict()
     asked = config.to_dict()
@@ -229,8 +227,6 @@ def resumed_run(config, settings, given):
 
 
 def main(argv=None):
-    from ddnmf_tf.run.runner import run
-
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)

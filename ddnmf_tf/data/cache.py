@@ -13,7 +13,6 @@ import numpy as np
 
 from ddnmf_tf.data.names import DataError
 
-
 CACHE_DIR_ENV = "DDNMF_CACHE_DIR"
 """Where decoded tfds and image-folder data is cached (default ``~/.cache/ddnmf_tf``)."""
 

@@ -9,7 +9,6 @@ import numpy as np
 
 from ddnmf_tf.data.names import UNLABELED, DataError
 
-
 CHUNK = 65_536
 
 

@@ -9,7 +9,6 @@ import numpy as np
 from ddnmf_tf.data.examples import CHUNK, row_size
 from ddnmf_tf.data.names import UNLABELED
 
-
 # fingerprint() of real splits as stored (uint8 pixels, int64 labels), keyed by (dataset, split). MNIST's
 # training split is not among them: the data layer reads it as named.
 _KNOWN_SPLITS = {

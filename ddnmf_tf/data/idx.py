@@ -166,3 +166,23 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: truncated or corrupt gzip file ({error})") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    """The IDX encoding of an array of unsigned bytes; `magic` overrides the one its dimensions give."""
+    header = struct.pack(f">{1 + array.ndim}I", 0x00000800 | array.ndim if magic is None else magic, *array.shape)
+    return header + np.ascontiguousarray(array, np.uint8).tobytes()
+
+
+def write_idx_split(folder, prefix: str, images: np.ndarray, labels: np.ndarray, compressed: bool = False):
+    """Write `{prefix}-images-idx3-ubyte[.gz]` (uint8 images [n, rows, cols]) and `{prefix}-labels-idx1-ubyte[.gz]`
+    into `folder`; returns the two paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, array in ((IMAGES_STEM, images), (_LABELS_STEM, labels)):
+        content = idx_bytes(np.asarray(array, np.uint8))
+        path = folder / f"{prefix}-{stem}{'.gz' if compressed else ''}"
+        path.write_bytes(gzip.compress(content) if compressed else content)
+        paths.append(path)
+    return tuple(paths)

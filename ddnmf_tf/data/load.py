@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnmf_tf.data import tfds as tfds_source
 from ddnmf_tf.data.arrays import load_npy, load_npz
 from ddnmf_tf.data.examples import Examples, from_arrays
 from ddnmf_tf.data.idx import IMAGES_STEM, find_idx_file, idx_folder, load_idx
@@ -35,7 +36,6 @@ from ddnmf_tf.data.images import load_image_folder
 from ddnmf_tf.data.names import (BINARIZATIONS, COLOR_MODES, DATA_DIR_ENV, DATASETS, SOURCES, SPLITS, TFDS_PREFIX,
                                  DataError, check_choice, is_named)
 from ddnmf_tf.data.preprocessing import Preprocessing
-from ddnmf_tf.data import tfds as tfds_source
 
 
 def load_examples(

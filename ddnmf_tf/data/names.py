@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 DATASETS = ("mnist", "binarized_mnist", "fashion_mnist")
 """Names accepted by :func:`load_dataset`, :func:`load_arrays` and :func:`dataset_info`."""
 

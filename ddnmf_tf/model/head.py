@@ -17,8 +17,8 @@ GMM posterior, or its neighbours' mean posterior for it, at least
 targets become the head's own confident predictions on the clean examples.
 """
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 from sklearn.neighbors import NearestNeighbors
 

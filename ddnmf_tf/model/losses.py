@@ -15,6 +15,7 @@ The terms are written in `keras.ops`, so they also run on Keras's JAX
 backend; only the `tf.distribute` reduction needs TensorFlow.
 """
 
+import tensorflow as tf
 from keras import ops
 
 from ddnmf_tf.config import LOSS_REDUCTIONS
@@ -23,8 +24,6 @@ from ddnmf_tf.config import LOSS_REDUCTIONS
 def _batch_mean(per_example, global_batch_size=None):
     if global_batch_size is None:
         return ops.mean(per_example)
-    import tensorflow as tf  # only the tf.distribute path needs it
-
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 

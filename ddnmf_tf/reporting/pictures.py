@@ -20,12 +20,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ddnmf_tf.reporting import projector
-
-from ddnmf_tf.reporting import summaries
-from ddnmf_tf.files import write_atomic
 from ddnmf_tf.evaluation import hungarian_matching
+from ddnmf_tf.files import write_atomic
 from ddnmf_tf.inference import load_served
+from ddnmf_tf.reporting import projector, summaries
 
 GALLERY_FILE = "clusters.png"
 CONFUSION_FILE = "confusion.png"

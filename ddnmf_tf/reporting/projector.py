@@ -22,12 +22,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from google.protobuf import text_format
+from PIL import Image
 from tensorboard.plugins import projector
 
-from ddnmf_tf.files import write_atomic
 from ddnmf_tf.config import derive_seed
 from ddnmf_tf.data import sample_numbers
+from ddnmf_tf.files import write_atomic
 from ddnmf_tf.reporting.summaries import image_grid, is_drawable, thumbnails
 
 PROJECTOR_EXAMPLES = 5000  # examples shown by default
@@ -82,8 +84,6 @@ def write_files(run_dir, features, clusters, probabilities, labels, names, sprit
 def save_vectors(run_dir, features):
     """H [n, rank] as the variable H of a checkpoint numbered one past the last, which alone is kept; returns its
     path. TensorBoard's projector reads the newest checkpoint of the run directory."""
-    import tensorflow as tf
-
     checkpoint = tf.train.Checkpoint(H=tf.Variable(np.asarray(features, np.float32), trainable=False))
     manager = tf.train.CheckpointManager(checkpoint, str(run_dir), max_to_keep=1, checkpoint_name=VECTORS_CHECKPOINT)
     latest = manager.latest_checkpoint
@@ -123,8 +123,6 @@ def sprite_png(values, numbers, shape, scale):
 
 
 def _png(pixels):
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()

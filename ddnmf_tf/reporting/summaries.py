@@ -4,7 +4,9 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 from tensorboard.plugins.hparams import api as hparams_api
+
 
 def image_grid(images, columns, shape):
     """Tile flat images [n, prod(shape)] of `shape` ([h, w] or [h, w, c]) into one [1, H, W, c] image: uint8
@@ -32,8 +34,6 @@ def thumbnail_shape(shape, side):
 def thumbnails(images, shape, side):
     """(images, shape) of flat images [n, prod(shape)] clipped to [0, 1] and shrunk to `thumbnail_shape(shape, side)`
     (Lanczos); images already that small are only clipped."""
-    from PIL import Image
-
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
     small_shape = thumbnail_shape(shape, side)
     if small_shape == tuple(shape):

@@ -6,15 +6,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf.model import losses
-from ddnmf_tf.run.checkpoints import training_clock
 from ddnmf_tf.config import derive_seed
+from ddnmf_tf.model import losses
 from ddnmf_tf.model.head import ClusteringHead
 from ddnmf_tf.model.networks import DDNMF
 from ddnmf_tf.model.noise import corrupt
 
-
 SHUFFLE_STREAM = 2  # streams 0 and 1 seed the supervisor's and the student's weights
+
+
+def training_clock():
+    """Seconds spent training and images trained on so far, checkpointed so a resumed run's totals count every run."""
+    return tf.train.Checkpoint(seconds=tf.Variable(0.0, dtype=tf.float64, trainable=False),
+                               images=tf.Variable(0, dtype=tf.int64, trainable=False))
 
 
 def training_batches(values, config, epoch, preprocessing=None, with_numbers=False):
