@@ -40,97 +40,146 @@ def run(config, settings, trainer=None, log=print):
     if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
     run_dir = Path(settings.run_dir or default_run_dir(settings.dataset))
-    if run_dir.exists() and not run_dir.is_dir():
-        raise directory.RunDirError(f"--run-dir {run_dir} is not a folder")
     chief = is_chief()
-    directory.check_run_dir(run_dir, settings.resume, chief)  # reads only: a bad flag fails before the data is read
-    if settings.resume:
-        resume.check_resumable(run_dir, config, settings.to_record())
+    _check_directory(run_dir, config, settings, chief)  # reads only: a bad flag fails before the data is read
     data = load_run_data(settings, config.seed)
-    if trainer is None:
-        config = dataclasses.replace(config, input_dim=data.preprocessing.input_dim)
-        trainer = DDNMFTrainer(config, strategy=strategy)
-    elif data.preprocessing.input_dim != config.input_dim:
-        raise ValueError(f"{data.train.origin}: examples of {data.preprocessing.input_dim} features, the model's "
-                         f"input_dim is {config.input_dim}")
-    if config.head_epochs:  # fail now, not after the DDNMF epochs
-        check_head_start(config, len(data.train), data.clusters)
-        if getattr(trainer, "head", None) is None:
-            trainer.build_head(data.clusters, len(data.train))
-    if data.eval.labeled:  # fail now, not after training
-        evaluation.check_clusterable(len(data.eval), data.clusters, settings.clusterers)
-    train_fingerprint = fingerprint(data.train.values, data.train.labels)
-    eval_fingerprint = train_fingerprint if data.eval is data.train else fingerprint(data.eval.values, data.eval.labels)
-    record = {**settings.to_record(), "fingerprints": {"train": train_fingerprint, "eval": eval_fingerprint},
-              "clusters": data.clusters}
+    config, trainer = _build_trainer(config, trainer, data, strategy)
+    _check_inputs(config, settings, trainer, data)
+    record = _record(settings, data)
     if settings.resume:
         resume.check_same_data(run_dir, {"train": record["fingerprints"]["train"]})
     with RunLock(run_dir, settings.break_lock, log) if chief else contextlib.nullcontext():
         directory.check_run_dir(run_dir, settings.resume, chief)  # again: another process may have started it meanwhile
         own_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ddnmf-worker-"))
-        return _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log)
+        phases = _Phases(config, settings, trainer, data, run_dir, own_dir, chief, log)
+        return phases.execute(record)
 
 
-def _train(config, settings, trainer, data, record, run_dir, own_dir, chief, log):
-    """Train, score and export a run whose data is loaded and whose directory this process holds."""
-    clock = training_clock()
-    head = getattr(trainer, "head", None)
+def _check_directory(run_dir, config, settings, chief):
+    """RunDirError, before any data is read, for a run directory that cannot take this run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise directory.RunDirError(f"--run-dir {run_dir} is not a folder")
+    directory.check_run_dir(run_dir, settings.resume, chief)
     if settings.resume:
-        if directory.has_checkpoint(run_dir):
-            checkpoints.restore_training(trainer.model, trainer.optimizer, clock, run_dir, log,
-                                         trainer.head_state if head is not None else None)
-            log(f"resumed {run_dir} at step {int(trainer.step)}")
-        else:
-            log(f"{run_dir} has no checkpoint yet (it stopped before its first one): training from step 0")
-    directory.save_settings(own_dir, record)
-    save_preprocessing(own_dir, data.preprocessing)
-    directory.save_config(own_dir, config)  # last: a run directory holds a run once its config is there
-    loop = TrainingLoop(trainer, config, settings, own_dir, clock, log)
-    scores = loop.train(data)
-    train_seconds, trained_images = float(clock.seconds), int(clock.images)
+        resume.check_resumable(run_dir, config, settings.to_record())
 
-    served = _served(trainer, data, own_dir, loop, log)
-    outputs = served.predict(data.eval.values)  # what the SavedModel answers for the scored examples
-    served_scores = score_served(outputs["cluster"], data.eval)
-    if served_scores is not None:
-        scores = {"served": served_scores, **(scores or {})}
-        with loop.writer.as_default():
-            summaries.write_scores({"served": served_scores}, int(trainer.step))
-        log("served: " + " ".join(f"{name}={value:.4f}" for name, value in served_scores.items()))
-    if chief:
-        pictures.write_run_pictures(run_dir, loop.writer, data.eval, outputs, served.clusters, data.preprocessing,
-                                    int(trainer.step), settings.projector_examples, config.seed, log)
-    results = {
-        "dataset": settings.dataset,
-        "train_split": settings.train_split,
-        "eval_split": settings.eval_split,
-        "eval_dataset": settings.eval_dataset,
-        "source": settings.source,
-        "data_dir": settings.data_dir,
-        "train_examples": len(data.train),
-        "eval_examples": len(data.eval),
-        "clusters": data.clusters,
-        "config": config.to_dict(),
-        "epochs": config.epochs,
-        "steps": int(trainer.step),
-        "wall_seconds": round(train_seconds, 3),
-        "images_per_second": round(trained_images / train_seconds, 1) if train_seconds else None,
-        "head_wall_seconds": round(float(trainer.head_clock.seconds), 3) if head is not None else None,
-        "served_clusters": "head" if loop.head_trained else "kmeans",
-        "metrics": scores,
-        "umap_neighbors": settings.umap_neighbors,
-        "cluster_seed": loop.cluster_seed,
-        "device": _device_name(),
-        "replicas": trainer.strategy.num_replicas_in_sync if hasattr(trainer, "strategy") else 1,
-    }
-    if not chief:
-        shutil.rmtree(own_dir, ignore_errors=True)
+
+def _build_trainer(config, trainer, data, strategy):
+    """The config with the data's input_dim and the trainer (a DDNMFTrainer unless one is given)."""
+    if trainer is None:
+        config = dataclasses.replace(config, input_dim=data.preprocessing.input_dim)
+        return config, DDNMFTrainer(config, strategy=strategy)
+    if data.preprocessing.input_dim != config.input_dim:
+        raise ValueError(f"{data.train.origin}: examples of {data.preprocessing.input_dim} features, the model's "
+                         f"input_dim is {config.input_dim}")
+    return config, trainer
+
+
+def _check_inputs(config, settings, trainer, data):
+    """The checks on the data that would otherwise fail after training; builds the clustering head."""
+    if config.head_epochs:
+        check_head_start(config, len(data.train), data.clusters)
+        if getattr(trainer, "head", None) is None:
+            trainer.build_head(data.clusters, len(data.train))
+    if data.eval.labeled:
+        evaluation.check_clusterable(len(data.eval), data.clusters, settings.clusterers)
+
+
+def _record(settings, data):
+    """What settings.json records: the settings, the data's fingerprints and K."""
+    train_fingerprint = fingerprint(data.train.values, data.train.labels)
+    eval_fingerprint = train_fingerprint if data.eval is data.train else fingerprint(data.eval.values, data.eval.labels)
+    return {**settings.to_record(), "fingerprints": {"train": train_fingerprint, "eval": eval_fingerprint},
+            "clusters": data.clusters}
+
+
+class _Phases:
+    """A run whose data is loaded and whose directory this process holds, as its phases: restore, record the
+    start, train (the DDNMF epochs, then the head's), serve, score what is served, draw, record the results,
+    export."""
+
+    def __init__(self, config, settings, trainer, data, run_dir, own_dir, chief, log):
+        self.config, self.settings, self.trainer, self.data = config, settings, trainer, data
+        self.run_dir, self.own_dir, self.chief, self.log = run_dir, own_dir, chief, log
+        self.clock = training_clock()
+        self.head = getattr(trainer, "head", None)
+
+    def execute(self, record):
+        self.restore()
+        self.record_start(record)
+        self.loop = TrainingLoop(self.trainer, self.config, self.settings, self.own_dir, self.clock, self.log)
+        scores = self.loop.train(self.data)
+        served = _served(self.trainer, self.data, self.own_dir, self.loop, self.log)
+        outputs = served.predict(self.data.eval.values)  # what the SavedModel answers for the scored examples
+        scores = self.score_served(outputs, scores)
+        if self.chief:
+            pictures.write_run_pictures(self.run_dir, self.loop.writer, self.data.eval, outputs, served.clusters,
+                                        self.data.preprocessing, int(self.trainer.step),
+                                        self.settings.projector_examples, self.config.seed, self.log)
+        results = self.results(scores)
+        if not self.chief:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
+            return results
+        if self.settings.export_dir:
+            results["export"] = str(export_run(self.run_dir, self.settings.export_dir))
+        write_json(self.run_dir / directory.RESULTS_FILE, results)
+        self.log(_summary_line(self.run_dir, results))
         return results
-    if settings.export_dir:
-        results["export"] = str(export_run(run_dir, settings.export_dir))
-    write_json(run_dir / directory.RESULTS_FILE, results)
-    log(_summary_line(run_dir, results))
-    return results
+
+    def restore(self):
+        """On --resume, the newest intact checkpoint into the trainer (and its head) and the clock."""
+        if not self.settings.resume:
+            return
+        if directory.has_checkpoint(self.run_dir):
+            checkpoints.restore_training(self.trainer.model, self.trainer.optimizer, self.clock, self.run_dir,
+                                         self.log, self.trainer.head_state if self.head is not None else None)
+            self.log(f"resumed {self.run_dir} at step {int(self.trainer.step)}")
+        else:
+            self.log(f"{self.run_dir} has no checkpoint yet (it stopped before its first one): training from step 0")
+
+    def record_start(self, record):
+        """settings.json, preprocessing.json and config.json: what the run is, before it trains."""
+        directory.save_settings(self.own_dir, record)
+        save_preprocessing(self.own_dir, self.data.preprocessing)
+        directory.save_config(self.own_dir, self.config)  # last: a run directory holds a run once its config is there
+
+    def score_served(self, outputs, scores):
+        """The served clusters' ACC/NMI/ARI first among `scores`, in TensorBoard and the log."""
+        served_scores = score_served(outputs["cluster"], self.data.eval)
+        if served_scores is None:
+            return scores
+        with self.loop.writer.as_default():
+            summaries.write_scores({"served": served_scores}, int(self.trainer.step))
+        self.log("served: " + " ".join(f"{name}={value:.4f}" for name, value in served_scores.items()))
+        return {"served": served_scores, **(scores or {})}
+
+    def results(self, scores):
+        """What results.json holds."""
+        settings, data, trainer = self.settings, self.data, self.trainer
+        seconds, images = float(self.clock.seconds), int(self.clock.images)
+        return {
+            "dataset": settings.dataset,
+            "train_split": settings.train_split,
+            "eval_split": settings.eval_split,
+            "eval_dataset": settings.eval_dataset,
+            "source": settings.source,
+            "data_dir": settings.data_dir,
+            "train_examples": len(data.train),
+            "eval_examples": len(data.eval),
+            "clusters": data.clusters,
+            "config": self.config.to_dict(),
+            "epochs": self.config.epochs,
+            "steps": int(trainer.step),
+            "wall_seconds": round(seconds, 3),
+            "images_per_second": round(images / seconds, 1) if seconds else None,
+            "head_wall_seconds": round(float(trainer.head_clock.seconds), 3) if self.head is not None else None,
+            "served_clusters": "head" if self.loop.head_trained else "kmeans",
+            "metrics": scores,
+            "umap_neighbors": settings.umap_neighbors,
+            "cluster_seed": self.loop.cluster_seed,
+            "device": _device_name(),
+            "replicas": trainer.strategy.num_replicas_in_sync if hasattr(trainer, "strategy") else 1,
+        }
 
 
 def _served(trainer, data, run_dir, loop, log):
