@@ -12,7 +12,6 @@ from ddnmf_tf.model.head import initial_targets, self_labels, start_sample_size
 from ddnmf_tf.reporting.machine import load_average
 from ddnmf_tf.training.step import DDNMFTrainer
 
-
 # (name, training examples, DDNMF epochs) of the runs whose head phase, at the defaults, bench_head prices.
 HEAD_RUNS = (("mnist_10k", 10_000, 100), ("fashion_mnist_60k", 60_000, 100))
 

@@ -11,7 +11,7 @@ writes, scoring and the final writes), checks that every JSON file of the run
 directory parses and `cluster_centers.npy` loads, resumes it
 (`train.run --resume --run-dir RUN`, or a new run when the kill came before
 the run recorded its config), and checks that the final weights equal the
-unkilled run's, bit for bit. tests/test_run_dir.py runs 10 trials.
+unkilled run's, bit for bit. tests/integration/test_run_dir.py runs 10 trials.
 """
 
 import argparse
@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ddnmf_tf.run import checkpoints
-from ddnmf_tf.run import directory
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.run import checkpoints, directory
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "mnist", "--source", "idx", "--layers", "16", "--rank", "3", "--batch-size", "50",
@@ -65,15 +64,19 @@ def kill_and_resume(flags, run_dir, seconds):
     return _weights(run_dir)
 
 
+def straight_run(flags, run_dir):
+    """The unkilled run of `flags` in a new process: (its wall seconds, its final weights)."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "train.run", *flags, "--run-dir", str(run_dir)], cwd=ROOT,
+                   check=True, capture_output=True, timeout=600)
+    return time.monotonic() - started, _weights(run_dir)
+
+
 def sigkill_trials(data_flags, workdir, trials, seed=0, log=print):
     """Run `trials` kill-and-resume trials; AssertionError on the first whose weights differ. Returns the moments."""
     flags = TINY + list(data_flags)
     workdir = Path(workdir)
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "train.run", *flags, "--run-dir", str(workdir / "straight")], cwd=ROOT,
-                   check=True, capture_output=True, timeout=600)
-    duration = time.monotonic() - started
-    straight = _weights(workdir / "straight")
+    duration, straight = straight_run(flags, workdir / "straight")
     moments = random.Random(seed).sample(range(1000), trials)  # per mille of the unkilled run's wall time
     for trial, moment in enumerate(moments):
         resumed = kill_and_resume(flags, workdir / f"killed{trial}", duration * moment / 1000)

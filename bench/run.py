@@ -52,7 +52,6 @@ from bench.serving import bench_serving  # noqa: E402
 from bench.step import bench_step_and_keras_fit  # noqa: E402
 from ddnmf_tf.reporting.machine import load_average, machine_info  # noqa: E402
 
-
 SECTIONS = ("step", "kerasfit", "matmul", "pipeline", "loop", "serving", "head", "profile")
 TARGETS = {
     "step_vs_keras_fit": 1.5,

@@ -1,4 +1,9 @@
-"""Shared test settings: quiet TensorFlow, small deterministic models."""
+"""Shared test settings: quiet TensorFlow, the `slow` marker, small deterministic models and data.
+
+tests/unit holds tests of one module each, in seconds; tests/integration
+trains and serves tiny runs end to end. `pytest -m "not slow"` leaves out the
+longest (the quality guard, reproduce, multi-worker, the wheel, the benchmark).
+"""
 
 import os
 from pathlib import Path
@@ -6,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ddnmf_tf import DDNMFConfig
+from tests.helpers import write_tiny_mnist
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,3 +35,13 @@ def mnist_dir():
 def small_config():
     """A model small enough for unit tests: 64-32-16 | 4 | 16-32-64."""
     return DDNMFConfig(input_dim=64, layer_sizes=(32, 16), rank=4, batch_size=32, epochs=1, jit_compile=False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test of a minute or more on 2 CPU cores")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """Tiny MNIST-format IDX files, the same every time: 200 random training images and 100 test images."""
+    return write_tiny_mnist(tmp_path_factory.mktemp("idx"))

@@ -16,8 +16,8 @@ from ddnmf_tf.inference import Served
 from ddnmf_tf.model.head import ClusteringHead
 from ddnmf_tf.run import checkpoints, directory
 from ddnmf_tf.serving import ExportError, export_model, export_run, next_version
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 UINT8_IMAGES = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)
 FLOAT_IMAGES = UINT8_IMAGES.reshape(6, 784).astype(np.float32) / 255
 CENTERS = np.random.default_rng(1).random((4, 3)).astype(np.float32)

@@ -7,13 +7,8 @@ import pytest
 from ddnmf_tf.baselines import train_autoencoder
 from ddnmf_tf.cli import evaluate
 from ddnmf_tf.run.runner import run
-from tests.idx_files import write_tiny_mnist
-from tests.test_baselines import TINY, tiny_settings
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_mnist(tmp_path_factory.mktemp("idx"), train=160)
+from tests.helpers import TINY_CONFIG as TINY
+from tests.helpers import tiny_settings
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,7 @@ def test_one_clusterer_and_a_number_of_clusters(ddnmf_run, data_dir, tmp_path):
     assert _evaluate("--run-dir", str(ddnmf_run), "--data-dir", str(data_dir), "--split", "train",
                      "--clusterer", "gmm", "--clusters", "3", "--json", str(report_path)) == 0
     report = json.loads(report_path.read_text())
-    assert list(report["metrics"]) == ["served", "gmm"] and report["clusters"] == 3 and report["images"] == 160
+    assert list(report["metrics"]) == ["served", "gmm"] and report["clusters"] == 3 and report["images"] == 200
 
 
 def test_parts_figure_of_a_ddnmf_run(ddnmf_run, data_dir, tmp_path):

@@ -29,9 +29,9 @@ from ddnmf_tf.reporting import pictures, projector
 from ddnmf_tf.run import checkpoints
 from ddnmf_tf.run.checkpoints import load_model
 from ddnmf_tf.run.settings import RunSettings
+from tests.helpers import TINY_FLAGS
 
-SMALL = ["--layers", "32,16", "--rank", "4", "--batch-size", "50", "--no-jit", "--quiet", "--clusterers", "kmeans",
-         "--epochs", "1", "--head-epochs", "1", "--head-layers", "16"]
+SMALL = TINY_FLAGS + ["--clusterers", "kmeans", "--epochs", "1", "--head-epochs", "1", "--head-layers", "16"]
 LABELED, UNLABELED, SHOWN = 300, 120, 150
 
 

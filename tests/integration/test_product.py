@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 README_MAX_LINES = 150
 TEXT_SUFFIXES = {".md", ".py", ".sh", ".txt", ".cff", ".cfg", ".toml", ".json", ".csv", ".yml", ".yaml"}
 CONSOLE_SCRIPTS = {
@@ -145,6 +146,7 @@ def _clean_env():
     return env
 
 
+@pytest.mark.slow
 def test_the_wheel_installs_into_a_fresh_environment_and_its_console_scripts_run(tmp_path):
     # Built from a copy of the checkout, so that the build's build/ and *.egg-info stay out of the repository.
     source = _checkout_copy(tmp_path / "source")

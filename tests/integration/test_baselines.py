@@ -10,20 +10,10 @@ from ddnmf_tf.baselines import (Autoencoder, autoencoder_config, build_autoencod
                                 train_autoencoder)
 from ddnmf_tf.run.checkpoints import load_model
 from ddnmf_tf.run.directory import RunDirError
-from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.serving import export_run
-from tests.idx_files import write_tiny_mnist
+from tests.helpers import TINY_CONFIG, tiny_settings
 
-TINY = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=1, jit_compile=False, head_epochs=0)
-
-
-def tiny_settings(data_dir, output_dir):
-    return RunSettings(dataset="mnist", source="idx", data_dir=str(data_dir), run_dir=str(output_dir), quiet=True)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_mnist(tmp_path_factory.mktemp("idx"), train=160)
+TINY = TINY_CONFIG
 
 
 def _widths(model):
@@ -57,7 +47,7 @@ def test_autoencoder_config_round_trips():
 def test_each_autoencoder_trains_through_the_runner_and_reloads(kind, data_dir, tmp_path):
     run_dir = tmp_path / kind
     model, results = train_autoencoder(kind, TINY, tiny_settings(data_dir, run_dir), log=lambda line: None)
-    assert results["steps"] == 4  # 160 images in batches of 50
+    assert results["steps"] == 4  # 200 images in batches of 50
     assert set(results["metrics"]) == {"served", "kmeans", "gmm", "umap_kmeans", "umap_gmm"}
     assert json.loads((run_dir / "autoencoder.json").read_text()) == {"kind": kind}
     assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "cluster_centers.npy").is_file()

@@ -37,6 +37,8 @@ from ddnmf_tf.run.runner import run
 from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.serving import export_run
 
+pytestmark = pytest.mark.slow
+
 IMAGES, EPOCHS = 2000, 15
 ACC_FLOOR = {"kmeans": 0.35, "gmm": 0.32, "umap_kmeans": 0.32, "umap_gmm": 0.32}
 CONFIG = DDNMFConfig(epochs=EPOCHS, head_epochs=0)

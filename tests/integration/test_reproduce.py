@@ -6,7 +6,9 @@ import json
 import pytest
 
 from ddnmf_tf.cli import reproduce
-from tests.idx_files import random_split, write_split, write_tiny_mnist
+from tests.helpers import random_split, write_split, write_tiny_mnist
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

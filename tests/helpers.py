@@ -1,4 +1,4 @@
-"""Write small IDX files (the MNIST file format) for tests."""
+"""What the tests share: the repository root, small IDX files (the MNIST file format)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnmf_tf.config import DDNMFConfig
 from ddnmf_tf.data.idx import write_idx_split
+from ddnmf_tf.run.settings import RunSettings
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+
+# The tiny model of most runs in the tests, as train.run flags and as a config, and the flags of the tiny MNIST
+# IDX files of the `data_dir` fixture (add --data-dir).
+TINY_FLAGS = ["--layers", "32,16", "--rank", "4", "--batch-size", "50", "--no-jit", "--quiet"]
+TINY_CONFIG = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=1, jit_compile=False, head_epochs=0)
+MNIST_IDX = ["--dataset", "mnist", "--source", "idx"]
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
@@ -37,3 +47,9 @@ def random_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=count, dtype=np.uint8)
     return images, labels
+
+
+def tiny_settings(data_dir, run_dir, **changes):
+    """RunSettings of a quiet run on the tiny MNIST IDX files of `data_dir`, written into `run_dir`."""
+    return RunSettings(**{"dataset": "mnist", "source": "idx", "data_dir": str(data_dir), "run_dir": str(run_dir),
+                          "quiet": True, **changes})

@@ -13,7 +13,7 @@ import pytest
 
 from ddnmf_tf import data
 from ddnmf_tf.data.idx import idx_bytes
-from tests.idx_files import IMAGES_MAGIC, LABELS_MAGIC, random_split, write_file, write_split
+from tests.helpers import IMAGES_MAGIC, LABELS_MAGIC, random_split, write_file, write_split
 
 MNIST_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 TRAIN_COUNT, TEST_COUNT = 5, 3

@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,18 +11,11 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util.tensor_util import make_ndarray
 
 from ddnmf_tf.cli import run as train_run
-from tests.idx_files import random_split, write_split, write_tiny_mnist
+from tests.helpers import MNIST_IDX, ROOT, TINY_FLAGS, random_split, write_split
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--dataset", "mnist", "--source", "idx", "--layers", "32,16", "--rank", "4",
-         "--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet", "--head-epochs", "0"]
+SMALL = MNIST_IDX + TINY_FLAGS + ["--summary-every", "2", "--head-epochs", "0"]
 # A subprocess scoring with UMAP would pay for compiling umap-learn's numba code (about 15 s) again.
 WITHOUT_UMAP = ["--clusterers", "kmeans,gmm"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_mnist(tmp_path_factory.mktemp("idx"))
 
 
 @pytest.fixture(scope="module")

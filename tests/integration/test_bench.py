@@ -3,9 +3,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
+
 
 
 def _positive_numbers(section, keys):

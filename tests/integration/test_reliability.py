@@ -5,6 +5,7 @@ already tested in test_train_run.py, test_data.py, test_export.py,
 test_checkpoints.py and test_config.py are referenced there, not repeated here.
 """
 
+import dataclasses
 import gzip
 import os
 import random
@@ -14,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -30,14 +30,14 @@ from ddnmf_tf.run import checkpoints, directory, runner
 from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.serving import export_run
 from ddnmf_tf.training.step import DDNMFTrainer
-from tests.idx_files import write_file, write_tiny_mnist
+from tests import helpers
+from tests.helpers import MNIST_IDX, ROOT, write_file
 
-ROOT = Path(__file__).resolve().parents[1]
 # The architecture of the tiny training runs: 784-32-16 | 4 | 16-32-784.
 ARCHITECTURE = ["--layers", "32,16", "--rank", "4"]
-TINY = ["--dataset", "mnist", "--source", "idx", "--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet",
+TINY = MNIST_IDX + ["--batch-size", "50", "--summary-every", "2", "--no-jit", "--quiet",
         "--head-epochs", "0"]
-TINY_CONFIG = DDNMFConfig(layer_sizes=(32, 16), rank=4, batch_size=50, epochs=2, jit_compile=False, head_epochs=0)
+TINY_CONFIG = dataclasses.replace(helpers.TINY_CONFIG, epochs=2)
 # Seconds after the export's `.tmp-new-*` directory appears at which export.run is killed, one random draw from
 # each window. Writing the SavedModel there and renaming it took 0.2 to 0.5 s on the shared 2-core machine, so
 # kills land early in the write, later in it, and around or after the final rename.
@@ -51,12 +51,6 @@ def _cli(main, argv, capsys):
     except SystemExit as exit_:  # argparse's own errors exit from parse_args
         code = exit_.code
     return code, capsys.readouterr().err.strip().splitlines()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """Tiny MNIST-format IDX files: 200 training and 100 test images."""
-    return write_tiny_mnist(tmp_path_factory.mktemp("idx"))
 
 
 @pytest.fixture(scope="module")

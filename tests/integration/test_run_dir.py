@@ -3,28 +3,25 @@
 import errno
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench import kill_resume
 from ddnmf_tf import DDNMFConfig, files
 from ddnmf_tf.cli import run as train_run
 from ddnmf_tf.run import directory
 from ddnmf_tf.run import lock as runlock
-from tests.idx_files import random_split, write_split, write_tiny_mnist
+from tests.helpers import MNIST_IDX, ROOT, random_split, write_split
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--dataset", "mnist", "--source", "idx", "--layers", "16", "--rank", "3", "--batch-size", "50",
-        "--no-jit", "--quiet", "--clusterers", "kmeans", "--head-epochs", "0"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_mnist(tmp_path_factory.mktemp("idx"))
+TINY = MNIST_IDX + ["--layers", "16", "--rank", "3", "--batch-size", "50", "--no-jit", "--quiet", "--clusterers",
+                    "kmeans", "--head-epochs", "0"]
 
 
 def _cli(argv, capsys):
@@ -246,8 +243,23 @@ def test_a_real_full_file_system_is_one_line(data_dir, tmp_path, capsys):
         subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_gives_the_unkilled_weights(data_dir, tmp_path):
-    """10 trials here; `python -m bench.kill_resume --trials 50` runs 50."""
-    from bench.kill_resume import sigkill_trials
-
-    assert len(sigkill_trials(["--data-dir", str(data_dir)], tmp_path, trials=10, log=lambda line: None)) == 10
+    """10 trials here (`python -m bench.kill_resume --trials 50` runs 50): SIGKILL a run at a random moment, resume
+    it; every JSON file parses after the kill, and the resumed run ends with the unkilled run's weights, bit for bit,
+    and all its outputs."""
+    flags = kill_resume.TINY + ["--data-dir", str(data_dir)]
+    duration, straight = kill_resume.straight_run(flags, tmp_path / "straight")
+    for trial, moment in enumerate(random.Random(0).sample(range(1000), 10)):
+        run_dir = tmp_path / f"killed{trial}"
+        resumed = kill_resume.kill_and_resume(flags, run_dir, duration * moment / 1000)
+        where = f"killed at {moment / 10:.1f}% of {duration:.1f} s"
+        assert len(resumed) == len(straight), where
+        for expected, weights in zip(straight, resumed):
+            np.testing.assert_array_equal(expected, weights, err_msg=where)
+        for path in run_dir.glob("*.json"):
+            json.loads(path.read_text())
+        assert json.loads((run_dir / directory.RESULTS_FILE).read_text())["steps"] == \
+            json.loads((tmp_path / "straight" / directory.RESULTS_FILE).read_text())["steps"], where
+        np.testing.assert_array_equal(np.load(run_dir / directory.ASSIGNMENTS_FILE),
+                                      np.load(tmp_path / "straight" / directory.ASSIGNMENTS_FILE), err_msg=where)

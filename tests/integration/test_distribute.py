@@ -6,15 +6,15 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ddnmf_tf.training.distribute import is_chief, make_strategy
-from tests.idx_files import random_split, write_split
+from tests.helpers import ROOT, random_split, write_split
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
 
 MIRRORED_SCRIPT = textwrap.dedent("""
     import dataclasses, json, sys

@@ -15,16 +15,10 @@ from ddnmf_tf.model import losses
 from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, self_labels
 from ddnmf_tf.run import directory
 from ddnmf_tf.training.step import DDNMFTrainer, training_batches
-from tests.idx_files import random_split, write_tiny_mnist
+from tests.helpers import MNIST_IDX, TINY_FLAGS, random_split
 
-SMALL = ["--dataset", "mnist", "--source", "idx", "--layers", "32,16", "--rank", "4", "--batch-size", "50",
-         "--no-jit", "--quiet", "--clusterers", "kmeans"]
+SMALL = MNIST_IDX + TINY_FLAGS + ["--clusterers", "kmeans"]
 HEAD = ["--head-layers", "16", "--head-update-every", "3", "--summary-every", "2"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_mnist(tmp_path_factory.mktemp("idx"))
 
 
 def _train(data_dir, run_dir, *flags):
