@@ -52,7 +52,9 @@ Lists that must match the code
     training.md's table of the flags a resume may change (after the comment
     ``<!-- resume flags -->``) against ddnmf_tf.checkpoints; every flag of
     every tool has a help sentence and is named in the pages; training.md's
-    table of the run directory names every file the package writes there.
+    table of the run directory names every file the package writes there;
+    every section (`page.md`, "Heading") and test (`test_x.py::name`) a page
+    points to exists.
 """
 
 import csv
@@ -435,6 +437,27 @@ def test_every_flag_has_a_help_sentence_and_is_named_in_the_pages(tool):
         assert action.help and len(action.help.split()) >= 3, f"{tool} {flags[0]}: no help sentence"
         assert any(re.search(rf"{re.escape(flag)}(?![\w-])", pages) for flag in flags), \
             f"{tool} {flags[0]} is named in no page"
+
+
+def test_every_section_a_page_points_to_exists():
+    """A reference such as `docs/training.md`, "The run directory" names a heading of that page (its start)."""
+    headings = {page.name: [line.lstrip("#").strip().replace("`", "") for line in page.read_text().splitlines()
+                            if line.startswith("#")] for page in PAGES}
+    broken = []
+    for page in PAGES:
+        for match in re.finditer(r'`(?:docs/)?([\w.]+\.md)`,?\s+"([^"]+)"', page.read_text(encoding="utf-8")):
+            target, section = match.group(1), " ".join(match.group(2).split())
+            if not any(heading.startswith(section) for heading in headings.get(target, [])):
+                broken.append(f"{page.name}: {target}, {section!r}")
+    assert not broken, "\n".join(broken)
+
+
+def test_every_test_a_page_names_exists():
+    broken = [f"{page.name}: {file}::{name}" for page in PAGES
+              for file, name in re.findall(r"(test_\w+\.py)::(\w+)", page.read_text(encoding="utf-8"))
+              if not (ROOT / "tests" / file).is_file()
+              or not re.search(rf"def {name}\b", (ROOT / "tests" / file).read_text(encoding="utf-8"))]
+    assert not broken, "\n".join(broken)
 
 
 def test_the_run_directory_table_names_every_file_a_run_writes():
