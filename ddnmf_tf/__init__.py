@@ -11,15 +11,15 @@ or, as `train.run` does: `run(DDNMFConfig(...), RunSettings(dataset=...))`, then
 """
 
 from ddnmf_tf.config import ConfigError, DDNMFConfig
+from ddnmf_tf.data import DataError, Examples, load_examples
+from ddnmf_tf.estimator import DDNMFClustering
+from ddnmf_tf.inference import Served, encode, load_served
 from ddnmf_tf.model.head import ClusteringHead
 from ddnmf_tf.model.layers import NMFLayer
 from ddnmf_tf.model.networks import DDNMF, StudentNet, SupervisorNet
-from ddnmf_tf.data import DataError, Examples, load_examples
-from ddnmf_tf.inference import Served, encode, load_served
 from ddnmf_tf.run.runner import run
 from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.serving import export_run
-from ddnmf_tf.estimator import DDNMFClustering
 
 __all__ = ["ClusteringHead", "ConfigError", "DDNMF", "DDNMFClustering", "DDNMFConfig", "DataError", "Examples",
            "NMFLayer", "RunSettings", "Served", "StudentNet", "SupervisorNet", "encode", "export_run",

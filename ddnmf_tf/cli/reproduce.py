@@ -34,10 +34,10 @@ from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated,
 from ddnmf_tf.config import DDNMFConfig, derive_seed
 from ddnmf_tf.data import load_arrays
 from ddnmf_tf.data.idx import write_idx_split
-from ddnmf_tf.reporting.machine import describe_machine
 from ddnmf_tf.evaluation import CLUSTERERS, evaluate_representation
 from ddnmf_tf.inference import encode
 from ddnmf_tf.reporting import figures
+from ddnmf_tf.reporting.machine import describe_machine
 from ddnmf_tf.run.directory import RESULTS_FILE, RunDirError, is_run_dir, load_config
 from ddnmf_tf.run.runner import run
 from ddnmf_tf.run.settings import RunSettings

@@ -4,14 +4,9 @@ Writes config.json and settings.json at the start, then checkpoints, TensorBoard
 events and results.json into the run directory (--run-dir); watch it with
 `tensorboard --logdir runs/`. `--resume --run-dir RUN` continues a run with the
 settings it recorded; a flag that contradicts one of them is refused, except
-those a resume may change: --epochs, --learning-rate, --no-jit, --head-epochs,
---head-learning-rate (and the other --head-* flags until the head has trained),
---eval-every, --summary-every, --checkpoint-every, --quiet, --clusterers,
---cluster-seed, --umap-neighbors, --strategy, --deterministic, --export-dir,
---projector-examples, and where the same data is read from (--source,
---data-dir: its fingerprint must match). At the end the run draws what its
-clusters hold (clusters.png, confusion.png, TensorBoard's Embedding
-Projector: ddnmf_tf.reporting.pictures).
+those a resume may change (listed below, from ddnmf_tf.run.resume). At the
+end the run draws what its clusters hold (clusters.png, confusion.png,
+TensorBoard's Embedding Projector: ddnmf_tf.reporting.pictures).
 """
 
 import argparse
@@ -23,7 +18,8 @@ from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS,
 from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
-from ddnmf_tf.run.directory import CONFIG_FILE, RunDirError, is_run_dir, load_config, load_settings
+from ddnmf_tf.run.directory import CONFIG_FILE, RunDirError, flag_of, is_run_dir, load_config, load_settings
+from ddnmf_tf.run.resume import HEAD_FIELDS, RESUMABLE_CHANGES, RESUMABLE_SETTINGS
 from ddnmf_tf.run.runner import run
 from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.training.distribute import STRATEGIES
@@ -47,9 +43,17 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Defaults after each flag's help; the description as written."""
 
 
+def _resume_flags():
+    """The flags a resume may change, as a paragraph of the --help text."""
+    always = ", ".join(flag_of(name) for name in RESUMABLE_CHANGES + RESUMABLE_SETTINGS)
+    head = ", ".join(flag_of(name) for name in HEAD_FIELDS)
+    return (f"\nA resume may change: {always}; and, until the clustering head has trained a step, {head}. Where the "
+            "data is read from (--source, --data-dir) may change; its fingerprint must not.\n")
+
+
 def build_parser():
     # No abbreviated flags: a resume must see every flag that was given, under its full name.
-    parser = CLIParser(prog="python -m train.run", description=__doc__, allow_abbrev=False,
+    parser = CLIParser(prog="python -m train.run", description=__doc__ + _resume_flags(), allow_abbrev=False,
                        formatter_class=_HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="fashion_mnist", metavar="DATASET",

@@ -50,7 +50,7 @@ Quoted scores
 
 Lists that must match the code
     training.md's table of the flags a resume may change (after the comment
-    ``<!-- resume flags -->``) against ddnmf_tf.checkpoints; every flag of
+    ``<!-- resume flags -->``) against ddnmf_tf.run.checkpoints; every flag of
     every tool has a help sentence and is named in the pages; training.md's
     table of the run directory names every file the package writes there;
     every section (`page.md`, "Heading") and test (`test_x.py::name`) a page
@@ -68,13 +68,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from ddnmf_tf.run import directory, resume
+from tests.helpers import ROOT
+
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SCORES = ROOT / "docs" / "scores.csv"
 BLOCK_SECONDS = 120
 # Pages whose three-decimal numbers are timings and rates, not scores.
 NOT_SCORE_PAGES = {"performance.md"}
-# The commit whose code first ordered each epoch by a NumPy permutation (ddnmf_tf.training.training_batches);
+# The commit whose code first ordered each epoch by a NumPy permutation (ddnmf_tf.training.step.training_batches);
 # rows made by older code trained on another order and are not quoted as the package's.
 CURRENT_ORDER_COMMIT = "7e3c63478910"
 
@@ -354,16 +356,17 @@ def _export_small_model(folder):
     import keras
     import numpy as np
 
-    from ddnmf_tf import DDNMFConfig, checkpoints
-    from ddnmf_tf.export import export_run
-    from ddnmf_tf.networks import DDNMF
+    from ddnmf_tf import DDNMFConfig
+    from ddnmf_tf.model.networks import DDNMF
+    from ddnmf_tf.run import checkpoints
+    from ddnmf_tf.serving import export_run
 
     run_dir = folder / "runs" / "small"
     model = DDNMF(DDNMFConfig(input_dim=784, layer_sizes=(16, 8), rank=3, jit_compile=False))
     model.build((None, 784))
-    checkpoints.save_config(run_dir, model.config)
+    directory.save_config(run_dir, model.config)
     checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(model, keras.optimizers.Adam())).save()
-    checkpoints.save_cluster_centers(run_dir, np.random.default_rng(0).random((4, 3)).astype(np.float32))
+    directory.save_cluster_centers(run_dir, np.random.default_rng(0).random((4, 3)).astype(np.float32))
     export_run(run_dir, folder / "models" / "ddnmf")
 
 
@@ -399,11 +402,9 @@ def _resume_table():
 
 
 def test_the_documented_resume_flags_are_the_code_s():
-    from ddnmf_tf import checkpoints
-
     table = _resume_table()
-    always = {checkpoints.flag_of(name) for name in checkpoints.RESUMABLE_CHANGES + checkpoints.RESUMABLE_SETTINGS}
-    until_head = {checkpoints.flag_of(name) for name in checkpoints.HEAD_FIELDS}
+    always = {directory.flag_of(name) for name in resume.RESUMABLE_CHANGES + resume.RESUMABLE_SETTINGS}
+    until_head = {directory.flag_of(name) for name in resume.HEAD_FIELDS}
     assert table.get("always") == always, (table.get("always", set()) ^ always)
     assert table.get("until the head has trained a step") == until_head, \
         (table.get("until the head has trained a step", set()) ^ until_head)
@@ -411,24 +412,24 @@ def test_the_documented_resume_flags_are_the_code_s():
 
 def test_train_run_help_names_the_resume_flags_of_the_code():
     """train.run --help lists the flags a resume may change in prose; it must name every one of them."""
-    from ddnmf_tf import checkpoints
-    from train import run
+    from ddnmf_tf.cli import run
 
     described = run.build_parser().description
-    missing = [checkpoints.flag_of(name) for name in checkpoints.RESUMABLE_CHANGES + checkpoints.RESUMABLE_SETTINGS
-               if not re.search(rf"{checkpoints.flag_of(name)}(?![\w-])", described)]
-    if missing:
-        pytest.xfail(f"train.run's --help leaves out {missing} (its text is in train/run.py)")
+    missing = [directory.flag_of(name) for name in resume.RESUMABLE_CHANGES + resume.RESUMABLE_SETTINGS
+               if not re.search(rf"{directory.flag_of(name)}(?![\w-])", described)]
+    assert not missing, f"train.run's --help leaves out {missing}"
 
 
-TOOLS = ("train.run", "train.evaluate", "train.encode", "train.reproduce", "train.collect", "export.run")
+# Each tool by its documented name (python -m NAME) and the module of its parser.
+TOOLS = {"train.run": "ddnmf_tf.cli.run", "train.evaluate": "ddnmf_tf.cli.evaluate", "train.encode": "ddnmf_tf.cli.encode",
+         "train.reproduce": "ddnmf_tf.cli.reproduce", "train.collect": "ddnmf_tf.cli.collect", "export.run": "ddnmf_tf.cli.export"}
 
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_every_flag_has_a_help_sentence_and_is_named_in_the_pages(tool):
     import importlib
 
-    parser = importlib.import_module(tool).build_parser()
+    parser = importlib.import_module(TOOLS[tool]).build_parser()
     pages = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
     for action in parser._actions:
         flags = [flag for flag in action.option_strings if flag.startswith("--")]
@@ -455,19 +456,22 @@ def test_every_section_a_page_points_to_exists():
 def test_every_test_a_page_names_exists():
     broken = [f"{page.name}: {file}::{name}" for page in PAGES
               for file, name in re.findall(r"(test_\w+\.py)::(\w+)", page.read_text(encoding="utf-8"))
-              if not (ROOT / "tests" / file).is_file()
-              or not re.search(rf"def {name}\b", (ROOT / "tests" / file).read_text(encoding="utf-8"))]
+              if not list((ROOT / "tests").rglob(file))
+              or not any(re.search(rf"def {name}\b", path.read_text(encoding="utf-8"))
+                         for path in (ROOT / "tests").rglob(file))]
     assert not broken, "\n".join(broken)
 
 
 def test_the_run_directory_table_names_every_file_a_run_writes():
-    from ddnmf_tf import checkpoints, pictures, preprocessing, projector, runlock
+    from ddnmf_tf.data import preprocessing
+    from ddnmf_tf.reporting import pictures, projector
+    from ddnmf_tf.run import lock as runlock
 
     text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
     table = text.split("## The run directory", 1)[1].split("\n## ", 1)[0]
-    names = [checkpoints.CONFIG_FILE, checkpoints.SETTINGS_FILE, checkpoints.CHECKPOINT_DIR + "/",
-             checkpoints.CLUSTER_CENTERS_FILE, checkpoints.ASSIGNMENTS_FILE, checkpoints.CLUSTER_LABELS_FILE,
-             checkpoints.RESULTS_FILE, checkpoints.AUTOENCODER_FILE, preprocessing.PREPROCESSING_FILE,
+    names = [directory.CONFIG_FILE, directory.SETTINGS_FILE, directory.CHECKPOINT_DIR + "/",
+             directory.CLUSTER_CENTERS_FILE, directory.ASSIGNMENTS_FILE, directory.CLUSTER_LABELS_FILE,
+             directory.RESULTS_FILE, directory.AUTOENCODER_FILE, preprocessing.PREPROCESSING_FILE,
              pictures.GALLERY_FILE, pictures.CONFUSION_FILE, runlock.LOCK_FILE,
              projector.METADATA_FILE.split("/")[0] + "/"]
     missing = [name for name in names if f"`{name}`" not in table]
