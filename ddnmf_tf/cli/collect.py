@@ -20,10 +20,10 @@ from pathlib import Path
 
 from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.config import DDNMFConfig
-from ddnmf_tf.evaluation import UMAP_NEIGHBORS
+from ddnmf_tf.evaluation import METRICS, UMAP_NEIGHBORS
+from ddnmf_tf.reporting.tables import markdown_lines
 from ddnmf_tf.run.directory import RESULTS_FILE, run_kind
 
-METRICS = ("acc", "nmi", "ari")
 # Fields every run sets for itself: shown in their own columns, never as a difference from the defaults.
 OWN_COLUMNS = ("seed", "epochs")
 
@@ -85,7 +85,7 @@ def table(runs, mean):
         groups.setdefault(key if mean else len(groups), []).append(results)
     header = ["dataset", "settings (besides the defaults)", "seeds", "epochs", "wall s"]
     header += [f"{clusterer} {metric.upper()}" for clusterer in clusterers for metric in METRICS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for group in groups.values():
         first = group[0]
         cells = [first["dataset"], changed_settings(first), ",".join(str(r["config"]["seed"]) for r in group),
@@ -94,8 +94,8 @@ def table(runs, mean):
             for metric in METRICS:
                 values = [r["metrics"][clusterer][metric] for r in group if clusterer in (r["metrics"] or {})]
                 cells.append(_cell(values) if len(values) == len(group) else "")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return markdown_lines(header, rows)
 
 
 def main(argv=None):

@@ -22,6 +22,18 @@ class CLIParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def given_dests(parser, argv):
+    """The destinations of the options that `argv` gives, as opposed to those left at their defaults.
+
+    argparse sets a default only on a namespace that lacks the attribute, so
+    parsing into a namespace whose every destination holds a marker leaves the
+    marker exactly where no option was given.
+    """
+    unset = object()
+    marked = argparse.Namespace(**dict.fromkeys(vars(parser.parse_args(argv)), unset))
+    return {dest for dest, value in vars(parser.parse_args(argv, marked)).items() if value is not unset}
+
+
 def comma_separated(parse, flag, what):
     """An argparse type reading 'a,b,c' as a tuple of `parse`d items: comma_separated(int, "--layers", "whole numbers")."""
 

@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import sys
 
-from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated, run_cli
+from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated, given_dests, run_cli
 from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
 from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
@@ -52,9 +52,20 @@ def _resume_flags():
 
 
 def build_parser():
+    """The command line of `python -m train.run`."""
     # No abbreviated flags: a resume must see every flag that was given, under its full name.
     parser = CLIParser(prog="python -m train.run", description=__doc__ + _resume_flags(), allow_abbrev=False,
                        formatter_class=_HelpFormatter)
+    _add_data_flags(parser)
+    _add_model_flags(parser)
+    _add_optimisation_flags(parser)
+    _add_head_flags(parser)
+    _add_run_flags(parser)
+    return parser
+
+
+def _add_data_flags(parser):
+    """What to train and score on."""
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="fashion_mnist", metavar="DATASET",
                       help=f"what to train on: {', '.join(DATASETS)}; tfds:NAME[/CONFIG] (any image dataset of "
@@ -77,6 +88,11 @@ def build_parser():
     data.add_argument("--image-size", type=parse_image_size, metavar="HxW",
                       help="images: resize to HxW (needed when the images differ in size)")
 
+    
+
+
+def _add_model_flags(parser):
+    """DDNMFConfig's model fields."""
     model = parser.add_argument_group("model (DDNMFConfig)")
     model.add_argument("--preset", choices=sorted(PRESETS),
                        help="authors: the authors' public script (--nmf-bias --gamma 1 --apposition-trains-supervisor "
@@ -103,6 +119,11 @@ def build_parser():
     model.add_argument("--noise-fixed", action="store_true",
                        help="draw each image's noise once for the whole run (the authors) instead of every step")
 
+    
+
+
+def _add_optimisation_flags(parser):
+    """DDNMFConfig's optimisation fields."""
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs to train")
     optimisation.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step")
@@ -112,8 +133,14 @@ def build_parser():
                               help="the rate over --epochs, set once an epoch: constant, cosine decay towards 0, step (/10 after 1/2 "
                                    "and 3/4 of the epochs), warmup (linear over the first 1/10) or restarts (4 cosine cycles)")
     optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of every random choice")
-    optimisation.add_argument("--no-jit", action="store_true", help="do not compile the training step with XLA")
+    optimisation.add_argument("--no-jit", dest="jit_compile", action="store_false",
+                              help="do not compile the training step with XLA")
 
+    
+
+
+def _add_head_flags(parser):
+    """DDNMFConfig's clustering-head fields."""
     head = parser.add_argument_group("clustering head (a softmax classifier on H that learns UMAP+GMM's clusters and "
                                      "is served; trained after the DDNMF epochs)")
     head.add_argument("--head-epochs", type=int, default=DEFAULTS.head_epochs,
@@ -134,6 +161,11 @@ def build_parser():
                       help="fit UMAP+GMM's first targets on a seeded sample of at most this many training examples; "
                            "the rest take the cluster of their nearest sampled neighbours (0: all)")
 
+    
+
+
+def _add_run_flags(parser):
+    """RunSettings: the run directory, cadences, scoring, export, strategy."""
     run = parser.add_argument_group("run")
     run.add_argument("--run-dir", "--output-dir", dest="run_dir",
                      help="run directory; when not given, runs/<dataset>-<time>")
@@ -162,33 +194,17 @@ def build_parser():
                           "mirrored (all local GPUs), multi_worker (the cluster in TF_CONFIG)")
     run.add_argument("--deterministic", action="store_true",
                      help="enable TensorFlow op determinism (bitwise-repeatable runs on GPU; slower)")
-    return parser
-
-
-def given_fields(parser, argv):
-    """The destinations of the options that appear on the command line `argv`."""
-    return {
-        action.dest
-        for action in parser._actions
-        for option in action.option_strings
-        if any(arg == option or arg.startswith(option + "=") for arg in argv)
-    }
 
 
 def config_from_args(args):
-    return DDNMFConfig(
-        layer_sizes=args.layer_sizes, rank=args.rank, nmf_bias=args.nmf_bias,
-        alpha=args.alpha, beta=args.beta, gamma=args.gamma,
-        reconstruction_weight=args.reconstruction_weight,
-        apposition_trains_supervisor=args.apposition_trains_supervisor, loss_reduction=args.loss_reduction,
-        noise_type=args.noise_type, noise_level=args.noise_level,
-        noise_rescale=args.noise_rescale, noise_fixed=args.noise_fixed,
-        learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
-        epochs=args.epochs, seed=args.seed, jit_compile=not args.no_jit,
-        head_epochs=args.head_epochs, head_layers=args.head_layers, head_weight=args.head_weight,
-        head_learning_rate=args.head_learning_rate, head_confidence=args.head_confidence,
-        head_update_every=args.head_update_every, head_init_sample=args.head_init_sample,
-    )
+    """The DDNMFConfig of the parsed flags: every field that has a flag (all but input_dim, which the data gives)."""
+    return DDNMFConfig(**_fields_of(DDNMFConfig, args))
+
+
+def _fields_of(cls, args):
+    """{field: value} of the dataclass `cls`'s fields that `args` holds."""
+    parsed = vars(args)
+    return {field.name: parsed[field.name] for field in dataclasses.fields(cls) if field.name in parsed}
 
 
 def apply_preset(args, given):
@@ -202,17 +218,8 @@ def apply_preset(args, given):
 
 
 def settings_from_args(args):
-    return RunSettings(
-        dataset=args.dataset, source=args.source, data_dir=args.data_dir,
-        train_split=args.train_split, eval_split=args.eval_split, eval_dataset=args.eval_dataset,
-        eval_limit=args.eval_limit, clusters=args.clusters, color_mode=args.color_mode, image_size=args.image_size,
-        run_dir=args.run_dir,
-        resume=args.resume, eval_every=args.eval_every, summary_every=args.summary_every,
-        checkpoint_every=args.checkpoint_every, export_dir=args.export_dir, quiet=args.quiet,
-        strategy=args.strategy, deterministic=args.deterministic, clusterers=args.clusterers,
-        cluster_seed=args.cluster_seed, umap_neighbors=args.umap_neighbors, break_lock=args.break_lock,
-        projector_examples=args.projector_examples,
-    )
+    """The RunSettings of the parsed flags."""
+    return RunSettings(**_fields_of(RunSettings, args))
 
 
 def resumed_run(config, settings, given):
@@ -220,7 +227,6 @@ def resumed_run(config, settings, given):
 
     runner.run then refuses the given fields that contradict what the run recorded.
     """
-    given = {"jit_compile" if name == "no_jit" else name for name in given}
     recorded = load_config(settings.run_dir).to_dict()
     asked = config.to_dict()
     config = DDNMFConfig.from_dict({**recorded, **{name: asked[name] for name in given & set(asked)}})
@@ -234,7 +240,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    given = apply_preset(args, given_fields(parser, argv))
+    given = apply_preset(args, given_dests(parser, argv))
     config, settings = config_from_args(args), settings_from_args(args)
     if args.resume:
         if args.run_dir is None:

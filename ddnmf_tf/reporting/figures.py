@@ -11,11 +11,11 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
 from ddnmf_tf.config import derive_seed
+from ddnmf_tf.evaluation import METRICS
 from ddnmf_tf.reporting.summaries import decoded_parts, image_grid, is_drawable
 
 TSNE_POINTS = 2000
 TSNE_PERPLEXITY = 30.0
-METRICS = ("acc", "nmi", "ari")
 DPI = 80
 
 

@@ -10,6 +10,7 @@ from ddnmf_tf import DDNMFConfig, evaluation
 from ddnmf_tf.cli import collect as train_collect
 from ddnmf_tf.cli import evaluate as train_evaluate
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.cli.common import given_dests
 from ddnmf_tf.config import ConfigError
 from ddnmf_tf.model import losses
 from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, self_labels
@@ -213,7 +214,7 @@ def test_a_preset_sets_its_fields_and_a_flag_beside_it_wins():
     parser = train_run.build_parser()
     argv = ["--preset", "authors", "--epochs", "5"]
     args = parser.parse_args(argv)
-    given = train_run.apply_preset(args, train_run.given_fields(parser, argv))
+    given = train_run.apply_preset(args, given_dests(parser, argv))
     config = train_run.config_from_args(args)
     assert config.epochs == 5 and config.nmf_bias and config.gamma == 1.0 and config.noise_fixed
     assert config.noise_rescale and config.apposition_trains_supervisor and "gamma" in given
