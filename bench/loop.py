@@ -61,7 +61,7 @@ def warm_trainer(config, train_count):
 
 
 def run_training_loop(trainer, config, settings, data, run_dir, loop_class=None):
-    """One epoch of the runner's loop (runner._TrainingLoop.train) on `data` (inputs.RunData); returns
+    """One epoch of the training loop (TrainingLoop.train) on `data` (a RunData); returns
     (images/s, input wait s, seconds)."""
     base = loop_class or TrainingLoop
     waits = {"wait": 0.0, "batches": 0}
