@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import numbers
 import zlib
 from typing import Tuple
 
@@ -128,13 +129,18 @@ def _is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_whole(name, value, least=0, error=ValueError):
+    """Raise `error` naming `name` unless `value` is a whole number (not a bool) >= `least`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        wanted = "a positive whole number" if least == 1 else f"a whole number >= {least}"
+        raise error(f"{name} must be {wanted}, got {value!r}")
+
+
 def _validate(config: DDNMFConfig) -> None:
     if not config.layer_sizes:
         raise ConfigError("layer_sizes is empty: give at least one encoder layer size, e.g. 500,500,2000")
     for name in ("input_dim", "rank", "batch_size", "epochs"):
-        value = getattr(config, name)
-        if not _is_whole(value) or value <= 0:
-            raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        check_whole(name, getattr(config, name), 1, ConfigError)
     for size in config.layer_sizes:
         if not _is_whole(size) or size <= 0:
             raise ConfigError(
@@ -160,18 +166,13 @@ def _validate(config: DDNMFConfig) -> None:
         raise ConfigError(
             f"unknown lr_schedule {config.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
         )
-    if not _is_whole(config.head_epochs) or config.head_epochs < 0:
-        raise ConfigError(f"head_epochs must be a whole number >= 0, got {config.head_epochs!r}")
+    for name in ("head_epochs", "head_update_every", "head_init_sample", "seed"):
+        check_whole(name, getattr(config, name), 0, ConfigError)
     for width in config.head_layers:
         if not _is_whole(width) or width <= 0:
             raise ConfigError(f"head_layers must be positive whole numbers, got {list(config.head_layers)!r}")
-    if not _is_whole(config.head_update_every) or config.head_update_every < 0:
-        raise ConfigError(f"head_update_every must be a whole number >= 0, got {config.head_update_every!r}")
     if not _is_number(config.head_confidence) or not 0 <= config.head_confidence < 1:
         raise ConfigError(f"head_confidence must be in [0, 1), got {config.head_confidence!r}")
-    if not _is_whole(config.head_init_sample) or config.head_init_sample < 0:
-        raise ConfigError(f"head_init_sample must be a whole number >= 0, got {config.head_init_sample!r}")
     if not _is_number(config.head_learning_rate) or not 0 < config.head_learning_rate < math.inf:
         raise ConfigError(f"head_learning_rate must be a finite number > 0, got {config.head_learning_rate!r}")
-    if not _is_whole(config.seed) or config.seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0, got {config.seed!r}")
+

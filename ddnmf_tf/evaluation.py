@@ -28,6 +28,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.mixture import GaussianMixture
 
+from ddnmf_tf.config import check_whole
+
 UMAP_NEIGHBORS = 100  # docs/results.md: Fashion-MNIST +0.03 UMAP+GMM ACC over 20, MNIST -0.01
 
 
@@ -179,8 +181,7 @@ def _check_umap_samples(n_samples, n_components):
 
 def check_umap_neighbors(n_neighbors):
     """Raise ValueError unless n_neighbors is a whole number >= 2, as UMAP needs."""
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
-        raise ValueError(f"umap_neighbors must be a whole number >= 2, got {n_neighbors!r}")
+    check_whole("umap_neighbors", n_neighbors, 2)
 
 
 def embed_umap(features, n_components, seed, n_neighbors=UMAP_NEIGHBORS):

@@ -44,6 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ddnmf_tf.config import check_whole
 from ddnmf_tf.data.preprocessing import PREPROCESSING_FILE, default_preprocessing
 from ddnmf_tf.inference import Served, load_served
 
@@ -185,8 +186,7 @@ def _checked_centers(cluster_centers, rank):
 
 def _checked_version(version):
     """`version` when it is a whole number >= 1, the version numbers TF Serving loads; ExportError otherwise."""
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ExportError(f"version must be a whole number >= 1, got {version!r}")
+    check_whole("version", version, 1, ExportError)
     return version
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from ddnmf_tf import evaluation
+from ddnmf_tf.config import check_whole
 from ddnmf_tf.data import is_named
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.training.distribute import STRATEGIES
@@ -48,15 +49,12 @@ class RunSettings:
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(self.image_size))
         for name, least in (("eval_limit", 1), ("clusters", 1), ("cluster_seed", 0)):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+            if getattr(self, name) is not None:
+                check_whole(name, getattr(self, name), least)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         for name in ("eval_every", "summary_every", "checkpoint_every", "projector_examples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+            check_whole(name, getattr(self, name), 0)
         object.__setattr__(self, "clusterers", tuple(dict.fromkeys(self.clusterers)))
         unknown = [name for name in self.clusterers if name not in evaluation.CLUSTERERS]
         if unknown or not self.clusterers:
