@@ -30,6 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnmf_tf import DDNMFConfig
+from ddnmf_tf.data import load_examples
+from ddnmf_tf.data.preprocessing import Preprocessing
+from ddnmf_tf.training.step import DDNMFTrainer, training_batches
+
 ROOT = Path(__file__).resolve().parents[1]
 WARM_STEPS = 50
 SAMPLE_EVERY = 100
@@ -45,11 +50,6 @@ def rss_anon_mib():
 
 def train_one_epoch(path, in_memory):
     """Train one epoch on the .npy at `path`; {rss before, rss peak, steady images/s, examples}."""
-    from ddnmf_tf import DDNMFConfig
-    from ddnmf_tf.data import load_examples
-    from ddnmf_tf.data.preprocessing import Preprocessing
-    from ddnmf_tf.training.step import DDNMFTrainer, training_batches
-
     before = rss_anon_mib()
     examples = load_examples(path)
     values = np.array(examples.values) if in_memory else examples.values
@@ -72,7 +72,6 @@ def train_one_epoch(path, in_memory):
 
 
 def write_inputs(workdir, data_dir, repeat):
-    from ddnmf_tf.data import load_examples
 
     options = {"source": "idx", "data_dir": data_dir} if data_dir else {}
     examples = load_examples("fashion_mnist", "train", **options)
