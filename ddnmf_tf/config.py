@@ -51,17 +51,17 @@ class DDNMFConfig:
 
     # Optimisation.
     learning_rate: float = 1e-3
-    # Set once an epoch from learning_rate over `epochs` (training.learning_rate_at).
+    # Set once an epoch from learning_rate over `epochs` (ddnmf_tf.training.step.learning_rate_at).
     lr_schedule: str = "constant"
     batch_size: int = 128
-    epochs: int = 100  # docs/results.md, "What each open choice does": MNIST-10k gains from 30 to 100
+    epochs: int = 100  # docs/choices.md: the training length
     seed: int = 0
     jit_compile: bool = True
 
     # The clustering head (ddnmf_tf.model.head): a softmax MLP on H trained for head_epochs after the DDNMF epochs
     # (0: none, K-means's centres are served), jointly with L_in, on UMAP+GMM's confident clusters of a sample
     # of at most head_init_sample training examples (0: all), then on its own confident predictions every
-    # head_update_every steps (0: never). docs/results.md, "The clustering head", measures these defaults.
+    # head_update_every steps (0: never). docs/results.md, "The served clusters", measures these defaults.
     head_epochs: int = 5
     head_layers: Tuple[int, ...] = (256, 256)
     head_weight: float = 1.0

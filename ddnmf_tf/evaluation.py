@@ -13,7 +13,7 @@ true labels by
 Besides the paper's two clusterers on H ("kmeans", "gmm"), "umap_kmeans" and
 "umap_gmm" first embed H with UMAP as N2D does (McConville et al., 2020:
 n_components = number of clusters, min_dist 0, euclidean; 100 neighbours
-where N2D took 20, measured in docs/results.md) and cluster the embedding:
+where N2D took 20: docs/choices.md) and cluster the embedding:
 K-means, or a full-covariance GMM as in N2D.
 These are reported beside the paper's clusterers, never instead of them.
 
@@ -30,7 +30,7 @@ from sklearn.mixture import GaussianMixture
 
 from ddnmf_tf.config import check_whole
 
-UMAP_NEIGHBORS = 100  # docs/results.md: Fashion-MNIST +0.03 UMAP+GMM ACC over 20, MNIST -0.01
+UMAP_NEIGHBORS = 100  # docs/choices.md, the UMAP neighbour count
 
 
 def _check_label_pair(y_true, y_pred):

@@ -44,7 +44,7 @@ def build_parser():
                         help=f"smoke run: {QUICK_IMAGES} images, 1 epoch, layers {QUICK_LAYERS}, no XLA")
     parser.add_argument("--output-dir", help="where tables, figures and runs go (default: runs/reproduce/table<N>)")
     parser.add_argument("--seed", type=int, default=DDNMFConfig.seed,
-                        help="seed of the networks, noise, NMF, clusterers, subsets and t-SNE")
+                        help="seed of the networks, noise, NMF, clusterers, subsets and t-SNE (default: 0)")
     parser.add_argument("--data-dir",
                         help="folder of the IDX files of the table's dataset (tables 1 and 2; table 3 reads two "
                              "datasets: --mnist-dir and --fashion-dir)")
