@@ -132,8 +132,7 @@ def _is_whole(value) -> bool:
 def check_whole(name, value, least=0, error=ValueError):
     """Raise `error` naming `name` unless `value` is a whole number (not a bool) >= `least`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-        wanted = "a positive whole number" if least == 1 else f"a whole number >= {least}"
-        raise error(f"{name} must be {wanted}, got {value!r}")
+        raise error(f"{name} must be a whole number >= {least}, got {value!r}")
 
 
 def _validate(config: DDNMFConfig) -> None:

@@ -87,10 +87,10 @@ def untrained_run(tmp_path_factory):
                           "by commas, got 'a,b' (see --help)"),
     (["--train-split", "validation"], "python -m train.run: error: argument --train-split: invalid choice: "
                                       "'validation' (choose from 'train', 'test', 'all') (see --help)"),
-    (["--epochs", "-1"], "error: epochs must be a positive whole number, got -1"),
-    (["--batch-size", "0"], "error: batch_size must be a positive whole number, got 0"),
-    (["--batch-size", "-3"], "error: batch_size must be a positive whole number, got -3"),
-    (["--rank", "-1"], "error: rank must be a positive whole number, got -1"),
+    (["--epochs", "-1"], "error: epochs must be a whole number >= 1, got -1"),
+    (["--batch-size", "0"], "error: batch_size must be a whole number >= 1, got 0"),
+    (["--batch-size", "-3"], "error: batch_size must be a whole number >= 1, got -3"),
+    (["--rank", "-1"], "error: rank must be a whole number >= 1, got -1"),
     (["--gamma", "-0.5"], "error: loss weight gamma must be a finite number >= 0, got -0.5"),
     (["--alpha", "nan"], "error: loss weight alpha must be a finite number >= 0, got nan"),
     (["--noise-level", "1"], "error: noise_level must be in [0, 1), got 1.0"),
@@ -239,7 +239,7 @@ def test_debug_shows_the_traceback_in_a_real_process(tmp_path):
     assert completed.returncode == 1
     assert "Traceback (most recent call last):" in completed.stderr
     assert completed.stderr.splitlines()[-1] == (
-        "ddnmf_tf.config.ConfigError: rank must be a positive whole number, got 0"
+        "ddnmf_tf.config.ConfigError: rank must be a whole number >= 1, got 0"
     )
 
 

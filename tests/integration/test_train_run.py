@@ -112,7 +112,7 @@ def test_a_used_run_directory_needs_resume(finished_run, data_dir, capsys):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--epochs", "0"], "epochs must be a positive whole number"),
+        (["--epochs", "0"], "epochs must be a whole number >= 1"),
         (["--layers", "500,x"], "--layers takes whole numbers separated by commas"),
         (["--layers", "500,-1"], "layer_sizes must be positive whole numbers"),
         (["--noise-level", "1.5"], "noise_level must be in [0, 1)"),
@@ -140,7 +140,7 @@ def test_a_bad_flag_in_a_real_process_prints_no_traceback(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert completed.returncode == 2
-    assert "error: rank must be a positive whole number, got 0" in completed.stderr
+    assert "error: rank must be a whole number >= 1, got 0" in completed.stderr
     assert "Traceback" not in completed.stderr
 
 
