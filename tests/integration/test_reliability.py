@@ -346,7 +346,7 @@ OFFLINE_WRAPPER = textwrap.dedent("""\
     import time
     from pathlib import Path
 
-    import ddnmf_tf.data
+    import ddnmf_tf.data.idx
     from ddnmf_tf.cli.common import run_cli
     from ddnmf_tf.cli import run as train_run
 
@@ -356,7 +356,7 @@ OFFLINE_WRAPPER = textwrap.dedent("""\
 
 
     socket.socket.connect = refuse
-    ddnmf_tf.data.DEBIAN_FASHION_MNIST_DIR = Path(sys.argv[1])
+    ddnmf_tf.data.idx.DEBIAN_FASHION_MNIST_DIR = Path(sys.argv[1])  # where IDX folders are looked up
     started = time.monotonic()
     code = run_cli(train_run.main, sys.argv[2:])
     print(f"seconds {time.monotonic() - started:.3f}")
