@@ -53,18 +53,17 @@ class DDNMFClustering:
 
     def fit(self, x, y=None):
         """Train on examples `x` [n, ...] (labels `y` [n], optional, score the fit); returns self."""
-        x = np.asarray(x)
+        fields = {field.name for field in dataclasses.fields(DDNMFConfig)}
+        unknown = sorted(set(self.config) - fields)
+        if unknown:
+            raise TypeError(f"DDNMFClustering got unknown DDNMFConfig fields: {', '.join(unknown)}")
+        config = DDNMFConfig(**{**self.config, "epochs": self.epochs, "seed": self.random_state})  # checked first
         run_dir = Path(self.run_dir or tempfile.mkdtemp(prefix="ddnmf-"))
         if directory.is_run_dir(run_dir):
             raise directory.RunDirError(f"{run_dir} already holds a run: load it with DDNMFClustering.load")
         run_dir.mkdir(parents=True, exist_ok=True)
         data = run_dir / DATA_FILE
-        np.savez(data, x=x, **({} if y is None else {"y": np.asarray(y, np.int64)}))
-        fields = {field.name for field in dataclasses.fields(DDNMFConfig)}
-        unknown = sorted(set(self.config) - fields)
-        if unknown:
-            raise TypeError(f"DDNMFClustering got unknown DDNMFConfig fields: {', '.join(unknown)}")
-        config = DDNMFConfig(**{**self.config, "epochs": self.epochs, "seed": self.random_state})
+        np.savez(data, x=np.asarray(x), **({} if y is None else {"y": np.asarray(y, np.int64)}))
         settings = RunSettings(dataset=str(data), clusters=self.n_clusters, run_dir=str(run_dir),
                                quiet=not self.verbose, projector_examples=0)
         self.results_ = run(config, settings, log=print if self.verbose else _silent)
