@@ -98,13 +98,14 @@ def train_autoencoder(kind, config, settings, log=print):
     return trainer.model, run(config, settings, trainer=trainer, log=log)
 
 
-def load_run_model(run_dir):
-    """The trained model of a run directory: AE1/AE2 when it holds autoencoder.json, else DDNMF."""
+def load_run_model(run_dir, path=None):
+    """The trained model of a run directory: AE1/AE2 when it holds autoencoder.json, else DDNMF; the weights of
+    checkpoint `path` (default: the newest intact one)."""
     kind = directory.run_kind(run_dir)
     if kind is None:
-        return checkpoints.load_model(run_dir)
+        return checkpoints.load_model(run_dir, path=path)
     model = build_autoencoder(kind, directory.load_config(run_dir))
-    return checkpoints.restore_model(model, run_dir)
+    return checkpoints.restore_model(model, run_dir, path=path)
 
 
 def nmf_representation(train_features, eval_features, rank, seed):

@@ -1,10 +1,13 @@
 """What a run serves, as one code path: H, each example's cluster and its probabilities, the cluster's label.
 
-`Served.outputs` is the body of every SavedModel signature (ddnmf_tf.serving);
-`Served.predict` runs the same function on stored rows, and is what
-train.run scores as "served", writes to assignments.npy, and what
-train.encode --run-dir returns. So the clusters a run reports are the ones
-its SavedModel answers with.
+`Served.serve` (the run's preprocessing, `Preprocessing.apply_tf`, then
+`Served.outputs`) is the body of every SavedModel signature
+(ddnmf_tf.serving); `Served.predict` runs the same function on stored rows
+(uint8 as uint8, any other dtype as float32, as a client of the SavedModel
+sends them), and is what train.run scores as "served", writes to
+assignments.npy, and what train.encode --run-dir returns. So the clusters a
+run reports are the ones its SavedModel answers with, for inputs of every
+dtype.
 
 The clusters come from the run's clustering head (ddnmf_tf.model.head: argmax of
 its softmax, whose probabilities are `cluster_probabilities`) or, for a run
@@ -21,7 +24,7 @@ import tensorflow as tf
 from ddnmf_tf import evaluation
 from ddnmf_tf.data.preprocessing import load_preprocessing
 from ddnmf_tf.model.head import ClusteringHead
-from ddnmf_tf.run import checkpoints, directory
+from ddnmf_tf.run import checkpoints, directory, outputs
 
 PREDICT_BATCH = 1024
 
@@ -30,11 +33,12 @@ class Served:
     """The served function of a trained model (`model(x)` is H) with a `head`, or K-means `centers` [K, r], or
     neither; `cluster_labels` (int [K]) adds each cluster's label."""
 
-    def __init__(self, model, preprocessing, head=None, centers=None, cluster_labels=None):
+    def __init__(self, model, preprocessing, head=None, centers=None, cluster_labels=None, step=None):
         self.model, self.preprocessing, self.head = model, preprocessing, head
         self.centers = None if centers is None else tf.constant(np.asarray(centers, np.float32))
         self.cluster_labels = None if cluster_labels is None else tf.constant(np.asarray(cluster_labels, np.int64))
-        self._predict = tf.function(self.outputs)
+        self.step = step  # the training step the weights and clusters belong to, when known (ddnmf_tf.outputs)
+        self._predict = tf.function(self.serve)
 
     @property
     def clusters(self):
@@ -61,14 +65,20 @@ class Served:
             result["label"] = tf.gather(self.cluster_labels, result["cluster"])
         return {"representation": representation, **result}
 
+    def serve(self, rows):
+        """`outputs` of stored rows, uint8 or float32 [batch, input_dim], scaled by the run's preprocessing."""
+        return self.outputs(self.preprocessing.apply_tf(rows))
+
     def predict(self, values, progress=None):
-        """`outputs` of stored rows `values` [n, ...] (memory-mapped or not), scaled by the run's preprocessing in
-        batches of PREDICT_BATCH: numpy arrays. `progress`, a keras.utils.Progbar, advances by each batch."""
+        """`serve` of stored rows `values` [n, ...] (memory-mapped or not; uint8 as they are, any other dtype as
+        float32) in batches of PREDICT_BATCH: numpy arrays. `progress`, a keras.utils.Progbar, advances by each
+        batch."""
         width = math.prod(values.shape[1:])
         parts = []
         for start in range(0, len(values), PREDICT_BATCH):
             rows = np.asarray(values[start:start + PREDICT_BATCH]).reshape(-1, width)
-            parts.append({name: value.numpy() for name, value in self._predict(self.preprocessing.apply(rows)).items()})
+            rows = rows if rows.dtype == np.uint8 else rows.astype(np.float32)
+            parts.append({name: value.numpy() for name, value in self._predict(tf.constant(rows)).items()})
             if progress is not None:
                 progress.add(len(rows))
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
@@ -86,20 +96,24 @@ def student_t(distances):
     return kernel / tf.reduce_sum(kernel, axis=-1, keepdims=True)
 
 
-def load_served(run_dir, model=None, log=print):
-    """The `Served` of a run directory: its newest intact checkpoint's networks (or `model`, already
-    restored: a baseline autoencoder's too), its head when the head has trained, else its K-means centres, and its cluster labels."""
+def load_served(run_dir, model=None, log=print, chosen=None):
+    """The `Served` of a run directory: the set of its outputs (`chosen`, default
+    `ddnmf_tf.run.outputs.served_set`): the networks of the checkpoint they were computed from (or `model`,
+    restored from it: a baseline autoencoder's too), the head when the head is served, else the K-means centres,
+    and the cluster labels. A run with no outputs yet gives its newest intact checkpoint's H alone (no clusters)."""
     config = directory.load_config(run_dir)
-    model = model if model is not None else checkpoints.load_model(run_dir, log)
+    chosen = chosen or outputs.served_set(run_dir, log)
+    model = model if model is not None else checkpoints.load_model(run_dir, log, chosen.path)
     preprocessing = load_preprocessing(run_dir, config.input_dim)
-    head = load_head(run_dir, config, lambda line: None)  # the model's restore has said which checkpoint
+    if not chosen.complete:
+        return Served(model, preprocessing, step=chosen.step)
+    head = load_head(chosen.path, config) if chosen.served_clusters != "kmeans" else None
     centers = None if head is not None else directory.load_cluster_centers(run_dir)
-    return Served(model, preprocessing, head, centers, directory.load_cluster_labels(run_dir))
+    return Served(model, preprocessing, head, centers, directory.load_cluster_labels(run_dir), chosen.step)
 
 
-def load_head(run_dir, config, log=print):
-    """The trained clustering head in the run's newest intact checkpoint, or None when it has none."""
-    path = checkpoints.newest_intact_checkpoint(run_dir, log)
+def load_head(path, config):
+    """The trained clustering head in checkpoint `path`, or None when it has none."""
     clusters = checkpoints.head_clusters(path)
     if clusters is None:
         return None

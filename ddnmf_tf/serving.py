@@ -5,15 +5,20 @@ What an export directory (TF Serving's model base path) holds:
     <export_dir>/<version>/                                 the SavedModel, tag "serve"
     <export_dir>/<version>/assets.extra/ddnmf_config.json   the DDNMFConfig served
     <export_dir>/<version>/assets.extra/preprocessing.json  the scaling and example shape it serves
+    <export_dir>/<version>/assets.extra/ddnmf_outputs.json  {"step": N}: the run's step it serves
     <export_dir>/models.config                              a model_config_list for the docker image
 
 Signatures (docs/serving.md has the tables and request examples):
 
-    serving_default  images float32 [batch, input_dim]: values in [0, 1], or, for a run
-                     whose data was min-max scaled, values as stored (the scaling is inside)
-    serving_uint8    images uint8 [batch, height, width(, channels)] of the trained size
-                     (only for image data stored as uint8; a grayscale image may come
+    serving_default  images float32 [batch, input_dim]
+    serving_uint8    images uint8 [batch, *shape]: one example's stored shape (images
+                     [batch, height, width(, channels)]; a grayscale image may come
                      with or without its channel axis)
+
+Both scale their input by the run's preprocessing inside the graph
+(`ddnmf_tf.preprocessing`: min-max scaling of the values as stored, or x/255
+of uint8 and of a float example with a value above 1), the rule
+train.encode --run-dir follows too.
 
 Both return what `ddnmf_tf.inference.Served.outputs` computes:
 `representation` (H, float32 [batch, rank]); with a clustering head,
@@ -34,6 +39,7 @@ renamed into place.
 """
 
 import json
+import math
 import os
 import re
 import shutil
@@ -47,8 +53,10 @@ import tensorflow as tf
 from ddnmf_tf.config import check_whole
 from ddnmf_tf.data.preprocessing import PREPROCESSING_FILE, default_preprocessing
 from ddnmf_tf.inference import Served, load_served
+from ddnmf_tf.run.outputs import OUTPUTS_FILE
 
 CONFIG_ASSET = "ddnmf_config.json"
+OUTPUTS_ASSET = "ddnmf_outputs.json"  # {"step": N}: the training step of the weights and clusters served
 MODELS_CONFIG_FILE = "models.config"
 STAGING_PREFIX = ".tmp-"
 SERVING_DEFAULT = "serving_default"
@@ -60,10 +68,17 @@ class ExportError(ValueError):
     """An export cannot be written as asked (existing version, bad version or centres, unbuilt model)."""
 
 
-def export_run(run_dir, export_dir, version=None, overwrite=False):
-    """Export what a run directory serves (`ddnmf_tf.inference.load_served`: its newest intact checkpoint, its
-    preprocessing, its clustering head or cluster centres, its cluster labels); returns the version dir."""
-    return export_served(load_served(run_dir), export_dir, version, overwrite)
+def export_run(run_dir, export_dir, version=None, overwrite=False, log=print, chosen=None):
+    """Export what a run directory serves (`ddnmf_tf.inference.load_served`: the set of its outputs, the
+    checkpoint they belong to, its preprocessing, its clustering head or cluster centres, its cluster labels);
+    returns the version dir. `chosen` (a ddnmf_tf.outputs.ServedSet) is that set when already found. ExportError
+    for a run with no outputs yet."""
+    served = load_served(run_dir, log=log, chosen=chosen)
+    if served.clusters is None:
+        raise ExportError(f"{run_dir} has no outputs to serve yet (no {OUTPUTS_FILE}: the run has not reached its "
+                          f"end): finish it with train.run --resume --run-dir {run_dir}")
+    log(f"exporting the outputs of step {served.step} of {run_dir}")
+    return export_served(served, export_dir, version, overwrite)
 
 
 def export_model(model, export_dir, cluster_centers=None, version=None, overwrite=False, preprocessing=None,
@@ -108,7 +123,7 @@ def export_served(served, export_dir, version=None, overwrite=False):
     staging.mkdir()
     try:
         _write_saved_model(served, staging)
-        _write_config_asset(served.model.config, served.preprocessing, staging)
+        _write_config_asset(served.model.config, served.preprocessing, staging, served.step)
         _move_into_place(staging, version_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -142,18 +157,16 @@ def _serving_functions(served):
     width, preprocessing = served.model.config.input_dim, served.preprocessing
 
     def serve_floats(images):
-        return served.outputs(preprocessing.apply_tf(_checked_rows(images, width)))
+        return served.serve(_checked_rows(images, width))
 
     def serve_uint8(images):
-        return served.outputs(_rows_from_uint8(images, preprocessing.shape))
+        return served.serve(_rows_from_uint8(images, preprocessing.shape))
 
     # Inputs are declared with no shape and checked in the graph by EnsureShape: TF Serving does not compare a
     # request's shape with the signature's, and grappler drops any check that a declared shape already answers,
     # which would leave a wrong shape to fail deep inside the model with an unhelpful message.
-    functions = [(SERVING_DEFAULT, serve_floats, tf.TensorSpec(None, tf.float32, name="images"))]
-    if preprocessing.is_image:
-        functions.append((SERVING_UINT8, serve_uint8, tf.TensorSpec(None, tf.uint8, name="images")))
-    return functions
+    return [(SERVING_DEFAULT, serve_floats, tf.TensorSpec(None, tf.float32, name="images")),
+            (SERVING_UINT8, serve_uint8, tf.TensorSpec(None, tf.uint8, name="images"))]
 
 
 def _checked_rows(images, width):
@@ -163,13 +176,13 @@ def _checked_rows(images, width):
 
 
 def _rows_from_uint8(images, shape):
-    """uint8 images [batch, *shape] (a grayscale [h, w] shape also as [batch, h, w, 1]), checked, as float32
-    [batch, features] scaled by 1/255."""
-    height, width, channels = (*shape[:2], shape[2] if len(shape) == 3 else 1)
-    if channels == 1:
+    """uint8 examples [batch, *shape] (a grayscale [h, w] shape also as [batch, h, w, 1]), checked, as uint8 rows
+    [batch, features]."""
+    if len(shape) == 2:
+        shape = (*shape, 1)
         images = tf.cond(tf.rank(images) == 3, lambda: images[..., tf.newaxis], lambda: images)
-    checked = tf.ensure_shape(images, [None, height, width, channels])
-    return tf.cast(tf.reshape(checked, [-1, height * width * channels]), tf.float32) / 255.0
+    checked = tf.ensure_shape(images, [None, *shape])
+    return tf.reshape(checked, [-1, math.prod(shape)])
 
 
 def _checked_centers(cluster_centers, rank):
@@ -200,13 +213,15 @@ def _is_version_dir(path):
     return path.is_dir() and re.fullmatch(r"[0-9]+", path.name) is not None
 
 
-def _write_config_asset(config, preprocessing, saved_model_dir):
-    """Put the served DDNMFConfig and preprocessing in `assets.extra/`, where TF Serving keeps extra files it
-    does not load."""
+def _write_config_asset(config, preprocessing, saved_model_dir, step=None):
+    """Put the served DDNMFConfig, preprocessing and (when known) the training step of its weights and clusters in
+    `assets.extra/`, where TF Serving keeps extra files it does not load."""
     assets_extra = Path(saved_model_dir) / "assets.extra"
     assets_extra.mkdir(exist_ok=True)
     (assets_extra / CONFIG_ASSET).write_text(config.to_json() + "\n")
     (assets_extra / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2) + "\n")
+    if step is not None:
+        (assets_extra / OUTPUTS_ASSET).write_text(json.dumps({"step": step}) + "\n")
 
 
 def _move_into_place(staging, version_dir):

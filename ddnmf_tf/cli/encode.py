@@ -4,8 +4,9 @@ Writes the representation H (`representation`, float32 [n, rank]) and the
 cluster id (`cluster`, int64 [n], the cluster the run serves: its clustering
 head's, else the nearest of its K-means centres) of every example of PATH, which takes the forms of train.run's --dataset (a .npz or
 .npy file, a folder of IDX files or images, tfds:NAME, a dataset name).
-The model is a run directory (its newest intact checkpoint, preprocessing and
-head or centres, through the code the SavedModel runs) or an exported SavedModel (`--model models/ddnmf/1`, through its
+The model is a run directory (the weights and head or centres of its
+outputs' step, ddnmf_tf.run.outputs, and its preprocessing, through the code
+the SavedModel runs) or an exported SavedModel (`--model models/ddnmf/1`, through its
 signatures: uint8 images go to serving_uint8 where the model has it).
 OUT is `.npz` (both arrays), `.npy` (a structured array with both fields) or
 `.csv` (a header, then `cluster,h_0,...,h_{r-1}` per example). `--gallery
@@ -32,7 +33,7 @@ from ddnmf_tf.inference import PREDICT_BATCH, load_served
 from ddnmf_tf.reporting.pictures import confidence, save_gallery, served_of
 from ddnmf_tf.reporting.summaries import is_drawable
 from ddnmf_tf.run.directory import load_config
-from ddnmf_tf.serving import CONFIG_ASSET
+from ddnmf_tf.serving import CONFIG_ASSET, OUTPUTS_ASSET, SERVING_DEFAULT, SERVING_UINT8
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".csv")
 
@@ -58,25 +59,31 @@ class SavedModelEncoder:
     def __init__(self, path):
         self.model = tf.saved_model.load(str(path))
         self.preprocessing = saved_model_preprocessing(path)
+        recorded = Path(path) / "assets.extra" / OUTPUTS_ASSET
+        self.step = json.loads(recorded.read_text())["step"] if recorded.is_file() else None
 
     def __call__(self, rows):
-        """{representation, cluster?} of stored rows [k, input_dim]."""
-        if rows.dtype == np.uint8 and "serving_uint8" in self.model.signatures:
+        """{representation, cluster?} of stored rows [k, input_dim]: uint8 to serving_uint8, any other dtype as
+        float32 to serving_default (the SavedModel scales both as the run does)."""
+        signatures = self.model.signatures
+        if rows.dtype == np.uint8 and SERVING_UINT8 in signatures:
             images = rows.reshape(len(rows), *self.preprocessing.shape)
-            outputs = self.model.signatures["serving_uint8"](images=tf.constant(images))
-        else:
-            floats = rows.astype(np.float32) / 255.0 if rows.dtype == np.uint8 else rows.astype(np.float32)
-            outputs = self.model.signatures["serving_default"](images=tf.constant(floats))
+            outputs = signatures[SERVING_UINT8](images=tf.constant(images))
+        else:  # a SavedModel without serving_uint8 (an older export's vectors) divides nothing itself
+            scaled = rows.dtype == np.uint8 and self.preprocessing.scaling != "min_max"
+            floats = rows.astype(np.float32) / 255.0 if scaled else rows.astype(np.float32)
+            outputs = signatures[SERVING_DEFAULT](images=tf.constant(floats))
         return {name: value.numpy() for name, value in outputs.items()}
 
 
 def encode_examples(args, examples, progress, preprocessing):
-    """(representation [n, rank], cluster [n] or None, the probability of every cluster [n, K] or None) of the
-    examples, from a run directory or a SavedModel."""
+    """(representation [n, rank], cluster [n] or None, the probability of every cluster [n, K] or None, the
+    training step of the weights and clusters or None) of the examples, from a run directory or a SavedModel."""
     if args.run_dir is not None:
         _check_width(examples, preprocessing.input_dim, args.run_dir)
-        outputs = load_served(args.run_dir).predict(examples.values, progress)
-        return outputs["representation"], outputs.get("cluster"), outputs.get("cluster_probabilities")
+        served = load_served(args.run_dir)
+        outputs = served.predict(examples.values, progress)
+        return outputs["representation"], outputs.get("cluster"), outputs.get("cluster_probabilities"), served.step
     model = SavedModelEncoder(args.model)
     _check_width(examples, preprocessing.input_dim, args.model)
     parts = []
@@ -86,9 +93,9 @@ def encode_examples(args, examples, progress, preprocessing):
         progress.add(len(rows))
     representation = np.concatenate([part["representation"] for part in parts])
     if "cluster" not in parts[0]:
-        return representation, None, None
-    return representation, *(np.concatenate([part[name] for part in parts]) for name in ("cluster",
-                                                                                         "cluster_probabilities"))
+        return representation, None, None, model.step
+    return (representation, *(np.concatenate([part[name] for part in parts])
+                               for name in ("cluster", "cluster_probabilities")), model.step)
 
 
 def saved_model_preprocessing(path):
@@ -168,13 +175,15 @@ def main(argv=None):
         _check_gallery(args, preprocessing)
     examples = load_examples(args.input, args.split, **_image_options(preprocessing))
     progress = keras.utils.Progbar(len(examples), verbose=0 if args.quiet else 1, unit_name="example")
-    representation, clusters, probabilities = encode_examples(args, examples, progress, preprocessing)
+    representation, clusters, probabilities, step = encode_examples(args, examples, progress, preprocessing)
     write_output(args.output, representation, clusters)
     if args.gallery is not None:
         _draw_gallery(args, examples, clusters, probabilities, preprocessing)
     print(f"{len(representation)} examples of {examples.origin} encoded into {args.output} "
           f"(representation [{len(representation)}, {representation.shape[1]}]"
-          + (", cluster" if clusters is not None else "") + ")")
+          + (", cluster" if clusters is not None else "") + ")"
+          + ("" if step is None else f" by the weights and clusters of step {step}" if clusters is not None
+             else f" by the weights of step {step} (no clusters: the run has no outputs yet)"))
 
 
 def cli():

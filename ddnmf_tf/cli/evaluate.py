@@ -30,6 +30,7 @@ from ddnmf_tf.inference import encode, load_served, score_features, score_served
 from ddnmf_tf.model.networks import DDNMF
 from ddnmf_tf.reporting.figures import save_parts
 from ddnmf_tf.reporting.pictures import served_of, write_projector_of
+from ddnmf_tf.run.outputs import served_set
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.run.directory import load_config, load_settings
 
@@ -69,7 +70,8 @@ def main(argv=None):
     if args.projector_examples < 1:
         raise ValueError(f"--projector-examples must be a whole number >= 1, got {args.projector_examples}")
     config = load_config(args.run_dir)
-    model = load_run_model(args.run_dir)
+    chosen = served_set(args.run_dir)
+    model = load_run_model(args.run_dir, chosen.path)
     recorded = load_settings(args.run_dir)
     dataset = args.dataset or recorded.get("eval_dataset") or recorded.get("dataset")
     if dataset is None:
@@ -90,7 +92,9 @@ def main(argv=None):
     if not examples.labeled:
         raise ValueError(f"{examples.origin} has no labels to score against: train.encode gives its clusters")
     clusters = args.clusters or recorded.get("clusters")
-    served = served_of(args.run_dir, "--projector") if args.projector else load_served(args.run_dir, model)
+    served = load_served(args.run_dir, model, chosen=chosen)
+    if args.projector:
+        served_of(args.run_dir, "--projector", served)
     features = encode(model, examples.values, preprocessing)
     metrics = score_features(features, examples.labels, seed, args.clusterers, args.umap_neighbors, clusters)
     outputs = served.predict(examples.values) if served.clusters is not None else None
@@ -98,10 +102,12 @@ def main(argv=None):
         metrics = {"served": score_served(outputs["cluster"], examples), **metrics}
     images = examples.values
     labels = examples.labels
-    report = {"run_dir": str(args.run_dir), "dataset": dataset, "split": split, "images": len(images),
+    report = {"run_dir": str(args.run_dir), "step": chosen.step, "dataset": dataset, "split": split,
+              "images": len(images),
               "representation_width": int(features.shape[1]), "seed": seed, "umap_neighbors": args.umap_neighbors,
               "clusters": clusters or len(set(labels[labels >= 0].tolist())), "metrics": metrics}
-    print(f"{dataset}/{split}: {len(images)} images, {report['clusters']} clusters, seed {seed}, run {args.run_dir}")
+    print(f"{dataset}/{split}: {len(images)} images, {report['clusters']} clusters, seed {seed}, run {args.run_dir} "
+          f"at step {chosen.step}" + ("" if chosen.complete else " (no outputs yet: nothing served to score)"))
     for method, scores in metrics.items():
         print(f"{method:12s}" + "  ".join(f"{name.upper()} {value:.4f}" for name, value in scores.items()))
     if args.json:

@@ -1,8 +1,9 @@
 """Export a trained run for TensorFlow Serving: `python -m export.run --run-dir RUN --export-dir models/ddnmf`.
 
-Writes the SavedModel `<export-dir>/<N>/` (N: one more than the highest
-version present, 1 when none) and prints its path; docs/serving.md says how
-to serve it.
+Writes the SavedModel of the run's outputs (the weights and clusters of the
+step they belong to: ddnmf_tf.run.outputs) as `<export-dir>/<N>/` (N: one more
+than the highest version present, 1 when none), says which step, and prints
+its path; docs/serving.md says how to serve it.
 """
 
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.run.checkpoints import load_model
 from ddnmf_tf.serving import ExportError, export_run
+from ddnmf_tf.run.outputs import served_set
 
 
 def build_parser():
@@ -39,9 +41,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.keras is not None:
         check_keras_path(args.keras, args.overwrite)
-    print(export_run(args.run_dir, args.export_dir, args.version, args.overwrite))
+    chosen = served_set(args.run_dir)
+    print(export_run(args.run_dir, args.export_dir, args.version, args.overwrite, chosen=chosen))
     if args.keras is not None:
-        load_model(args.run_dir).save(args.keras)
+        load_model(args.run_dir, path=chosen.path).save(args.keras)  # the weights of the step exported
         print(args.keras)
 
 

@@ -9,9 +9,16 @@ the training pipeline, train.evaluate, train.encode and the exported SavedModel.
                           training data's min and max; a constant feature becomes 0; clipped to [0, 1]
 
 `shape` is one example's shape as stored ([28, 28], [32, 32, 3], [64]): images
-are drawn and served in it. Data with a "divide_255" or "none" scaling that
-reaches a reader as floats is taken to be in [0, 1] already (what the
-SavedModel's float signature expects); min-max scaling applies to any dtype.
+are drawn and served in it.
+
+The same rule reads every example a reader is given, whatever its dtype
+(`apply` in NumPy, `apply_tf` in the SavedModel's graph, which
+`ddnmf_tf.inference.Served` runs for train.encode --run-dir too):
+
+    "min_max"               the values as stored, in any dtype: min-max scaled as above
+    "divide_255" or "none"  uint8: x / 255; any other dtype, as float32: an example with a value
+                            above 1 is taken as 0-255 values and divided by 255, any other is
+                            taken to be in [0, 1] already; nothing is clipped
 """
 
 import dataclasses
@@ -90,24 +97,32 @@ class Preprocessing:
         return cls("min_max", shape, tuple(low), tuple(high))
 
     def apply(self, rows):
-        """float32 [n, features] in [0, 1] of stored rows [n, features] (numpy)."""
+        """float32 [n, features] of stored rows [n, features] (numpy), by the rule of the module docstring."""
+        rows = np.asarray(rows)
         if self.scaling == "min_max":
-            low = np.asarray(self.minimum, np.float32)
-            span = np.asarray(self.maximum, np.float32) - low
-            scale = np.divide(1, span, out=np.zeros_like(span), where=span > 0)
+            low, scale = self._min_max_constants()
             return np.clip((np.asarray(rows, np.float32) - low) * scale, 0, 1)
-        if self.scaling == "divide_255" and rows.dtype == np.uint8:
+        if rows.dtype == np.uint8:
             return rows.astype(np.float32) / 255.0
-        return np.asarray(rows, np.float32)
+        values = np.asarray(rows, np.float32)
+        return np.where(values.max(axis=1, initial=-np.inf, keepdims=True) > 1, values / 255.0, values)
 
     def apply_tf(self, rows):
-        """The same as `apply` for float32 rows, in TensorFlow ops (the SavedModel's float signature)."""
-        if self.scaling != "min_max":
-            return rows
+        """The same as `apply` for uint8 or float32 rows [batch, features], in TensorFlow ops (the SavedModel's
+        signatures and ddnmf_tf.inference.Served)."""
+        if self.scaling == "min_max":
+            low, scale = self._min_max_constants()
+            return tf.clip_by_value((tf.cast(rows, tf.float32) - tf.constant(low)) * tf.constant(scale), 0.0, 1.0)
+        if rows.dtype == tf.uint8:
+            return tf.cast(rows, tf.float32) / 255.0
+        above = tf.reduce_max(rows, axis=1, keepdims=True) > 1
+        return tf.where(above, rows / 255.0, rows)
+
+    def _min_max_constants(self):
+        """float32 minimum [features] and 1 / (maximum - minimum) (0 for a constant feature)."""
         low = np.asarray(self.minimum, np.float32)
         span = np.asarray(self.maximum, np.float32) - low
-        scale = np.divide(1, span, out=np.zeros_like(span), where=span > 0)
-        return tf.clip_by_value((rows - tf.constant(low)) * tf.constant(scale), 0.0, 1.0)
+        return low, np.divide(1, span, out=np.zeros_like(span), where=span > 0)
 
     def to_dict(self):
         return {name: list(value) if isinstance(value, tuple) else value

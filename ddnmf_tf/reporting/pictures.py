@@ -32,9 +32,10 @@ DPI = 80
 ANNOTATED_CELLS = 900  # a confusion matrix with more cells is drawn without its counts
 
 
-def served_of(run_dir, flag):
-    """What a run serves (ddnmf_tf.inference.load_served); ValueError naming `flag` when it serves no clusters."""
-    served = load_served(run_dir)
+def served_of(run_dir, flag, served=None):
+    """What a run serves (`served`, default ddnmf_tf.inference.load_served's); ValueError naming `flag` when it
+    serves no clusters."""
+    served = served or load_served(run_dir)
     if served.clusters is None:
         raise ValueError(f"{flag}: {run_dir} serves no clusters yet (no trained head and no cluster centres: the "
                          "run has not finished)")

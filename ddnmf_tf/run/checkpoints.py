@@ -38,7 +38,7 @@ def newest_intact_checkpoint(run_dir, log=print):
     candidates = list(dict.fromkeys([latest, *reversed(state.all_model_checkpoint_paths)]))
     damaged = []
     for path in candidates:
-        problem = _damage(path)
+        problem = checkpoint_damage(path)
         if problem is None:
             if damaged:
                 log(f"damaged checkpoint {'; '.join(damaged)}: restoring {Path(path).name}, the newest intact one")
@@ -47,7 +47,7 @@ def newest_intact_checkpoint(run_dir, log=print):
     raise RunDirError(f"every checkpoint in {Path(run_dir) / CHECKPOINT_DIR} is damaged: {'; '.join(damaged)}")
 
 
-def _damage(path):
+def checkpoint_damage(path):
     """None when every tensor of the checkpoint at `path` reads back, else what went wrong, in one line."""
     try:
         reader = tf.train.load_checkpoint(path)
@@ -96,9 +96,10 @@ def restore_training(model, optimizer, clock, run_dir, log=print, head=None):
     return path
 
 
-def restore_model(model, run_dir, log=print):
-    """Restore a built model's weights, and only them, from the run's newest intact checkpoint."""
-    path = newest_intact_checkpoint(run_dir, log)
+def restore_model(model, run_dir, log=print, path=None):
+    """Restore a built model's weights, and only them, from checkpoint `path` (default: the run's newest intact
+    one)."""
+    path = path or newest_intact_checkpoint(run_dir, log)
     status = restore(tf.train.Checkpoint(model=model), path).expect_partial()
     try:
         status.assert_existing_objects_matched()
@@ -107,14 +108,14 @@ def restore_model(model, run_dir, log=print):
     return model
 
 
-def load_model(run_dir, log=print):
-    """The trained DDNMF model of a run directory (weights of its newest intact checkpoint)."""
+def load_model(run_dir, log=print, path=None):
+    """The trained DDNMF model of a run directory (weights of checkpoint `path`, default its newest intact one)."""
     kind = run_kind(run_dir)
     if kind is not None:
         raise RunDirError(f"{run_dir} is a run of the {kind.upper()} baseline ({AUTOENCODER_FILE}), not of DDNMF")
     model = DDNMF(load_config(run_dir))
     model.build((None, model.config.input_dim))
-    return restore_model(model, run_dir, log)
+    return restore_model(model, run_dir, log, path)
 
 
 def head_clusters(path):

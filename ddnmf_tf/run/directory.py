@@ -14,6 +14,8 @@ Layout of a run directory (also the TensorBoard logdir):
     assignments.npy        the served cluster of every training example, int64
     cluster_labels.npy     labeled training data only: the label of each cluster (Hungarian matching), int64
     results.json           what `train.run` measured (written at the end)
+    outputs.json           the step the outputs above belong to and each one's digest (ddnmf_tf.run.outputs)
+    served/                the checkpoint of that step, kept when checkpoints/ rotates it out
     clusters.png           image data: each served cluster's size and most confident scored examples (at the end)
     confusion.png          labeled data: the served clusters against the labels (at the end; ddnmf_tf.reporting.pictures)
     projector_config.pbtxt TensorBoard's Embedding Projector of the scored examples, its files in projector/

@@ -14,11 +14,11 @@ from ddnmf_tf.data.preprocessing import save_preprocessing
 from ddnmf_tf.files import write_json
 from ddnmf_tf.inference import Served, encode, score_served
 from ddnmf_tf.reporting import pictures, summaries
-from ddnmf_tf.run import checkpoints, directory, resume
+from ddnmf_tf.run import checkpoints, directory, outputs, resume
 from ddnmf_tf.run.inputs import check_head_start, load_run_data
 from ddnmf_tf.run.lock import RunLock
 from ddnmf_tf.run.settings import default_run_dir
-from ddnmf_tf.serving import export_run
+from ddnmf_tf.serving import export_served
 from ddnmf_tf.training.distribute import is_chief, make_strategy
 from ddnmf_tf.training.loop import TrainingLoop
 from ddnmf_tf.training.step import DDNMFTrainer, training_clock
@@ -109,11 +109,12 @@ class _Phases:
         self.record_start(record)
         self.loop = TrainingLoop(self.trainer, self.config, self.settings, self.own_dir, self.clock, self.log)
         scores = self.loop.train(self.data)
+        outputs.begin(self.own_dir, int(self.trainer.step))  # readers refuse the outputs until outputs.record
         served = _served(self.trainer, self.data, self.own_dir, self.loop, self.log)
-        outputs = served.predict(self.data.eval.values)  # what the SavedModel answers for the scored examples
-        scores = self.score_served(outputs, scores)
+        answers = served.predict(self.data.eval.values)  # what the SavedModel answers for the scored examples
+        scores = self.score_served(answers, scores)
         if self.chief:
-            pictures.write_run_pictures(self.run_dir, self.loop.writer, self.data.eval, outputs, served.clusters,
+            pictures.write_run_pictures(self.run_dir, self.loop.writer, self.data.eval, answers, served.clusters,
                                         self.data.preprocessing, int(self.trainer.step),
                                         self.settings.projector_examples, self.config.seed, self.log)
         results = self.results(scores)
@@ -121,8 +122,9 @@ class _Phases:
             shutil.rmtree(self.own_dir, ignore_errors=True)
             return results
         if self.settings.export_dir:
-            results["export"] = str(export_run(self.run_dir, self.settings.export_dir))
+            results["export"] = str(export_served(served, self.settings.export_dir))
         write_json(self.run_dir / directory.RESULTS_FILE, results)
+        outputs.record(self.run_dir, results["steps"], results["served_clusters"])
         self.log(_summary_line(self.run_dir, results))
         return results
 
@@ -143,9 +145,9 @@ class _Phases:
         save_preprocessing(self.own_dir, self.data.preprocessing)
         directory.save_config(self.own_dir, self.config)  # last: a run directory holds a run once its config is there
 
-    def score_served(self, outputs, scores):
+    def score_served(self, answers, scores):
         """The served clusters' ACC/NMI/ARI first among `scores`, in TensorBoard and the log."""
-        served_scores = score_served(outputs["cluster"], self.data.eval)
+        served_scores = score_served(answers["cluster"], self.data.eval)
         if served_scores is None:
             return scores
         with self.loop.writer.as_default():
@@ -187,20 +189,21 @@ def _served(trainer, data, run_dir, loop, log):
     assignments.npy and, for labeled training data, cluster_labels.npy written from its clusters."""
     if loop.head_trained:
         log(f"serving the clustering head's {data.clusters} clusters")
-        served = Served(trainer.model, data.preprocessing, head=trainer.head)
+        served = Served(trainer.model, data.preprocessing, head=trainer.head, step=int(trainer.step))
         (Path(run_dir) / directory.CLUSTER_CENTERS_FILE).unlink(missing_ok=True)  # an earlier end's K-means
     else:
         log(f"fitting K-means on the H of {len(data.train)} training examples (the centres served with the model)")
         centers = evaluation.fit_kmeans(encode(trainer.model, data.train.values, data.preprocessing), data.clusters,
                                         loop.cluster_seed).cluster_centers_
         directory.save_cluster_centers(run_dir, centers)
-        served = Served(trainer.model, data.preprocessing, centers=centers)
+        served = Served(trainer.model, data.preprocessing, centers=centers, step=int(trainer.step))
     assignments = served.predict(data.train.values)["cluster"]
     directory.save_array(run_dir, directory.ASSIGNMENTS_FILE, assignments)
-    if data.train.labeled:
-        directory.save_array(run_dir, directory.CLUSTER_LABELS_FILE,
-                               evaluation.cluster_to_label(data.train.labels, assignments, data.clusters))
-    return served
+    if not data.train.labeled:
+        return served
+    labels = evaluation.cluster_to_label(data.train.labels, assignments, data.clusters)
+    directory.save_array(run_dir, directory.CLUSTER_LABELS_FILE, labels)
+    return Served(served.model, served.preprocessing, served.head, served.centers, labels, served.step)  # + label
 
 
 def _device_name():

@@ -14,7 +14,7 @@ from ddnmf_tf.cli import export as export_cli
 from ddnmf_tf.data.preprocessing import default_preprocessing
 from ddnmf_tf.inference import Served
 from ddnmf_tf.model.head import ClusteringHead
-from ddnmf_tf.run import checkpoints, directory
+from ddnmf_tf.run import checkpoints, directory, outputs
 from ddnmf_tf.serving import ExportError, export_model, export_run, next_version
 from tests.helpers import ROOT
 
@@ -32,6 +32,7 @@ def run_dir(tmp_path_factory):
     directory.save_config(run_dir, model.config)
     checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(model, keras.optimizers.Adam())).save()
     directory.save_cluster_centers(run_dir, CENTERS)
+    outputs.record(run_dir, 1, "kmeans")  # the centres are the outputs of the checkpoint ckpt-1
     return run_dir
 
 
@@ -288,7 +289,8 @@ def test_cli_prints_the_version_dir_and_a_keras_file_that_gives_identical_output
     export_dir, keras_path = tmp_path / "models" / "ddnmf", tmp_path / "ddnmf.keras"
     argv = ["--run-dir", str(run_dir), "--export-dir", str(export_dir), "--keras", str(keras_path)]
     assert export_cli.run_cli(export_cli.main, argv) == 0
-    assert capsys.readouterr().out.splitlines() == [str(export_dir / "1"), str(keras_path)]
+    assert capsys.readouterr().out.splitlines() == [f"exporting the outputs of step 1 of {run_dir}",
+                                                    str(export_dir / "1"), str(keras_path)]
     loaded = keras.models.load_model(keras_path)
     assert loaded.config == model.config
     np.testing.assert_array_equal(loaded(FLOAT_IMAGES), model(FLOAT_IMAGES))

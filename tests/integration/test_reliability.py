@@ -26,7 +26,7 @@ from ddnmf_tf.cli import export as export_cli
 from ddnmf_tf.cli import run as train_run
 from ddnmf_tf.cli.common import run_cli
 from ddnmf_tf.model.noise import corrupt
-from ddnmf_tf.run import checkpoints, directory, runner
+from ddnmf_tf.run import checkpoints, directory, outputs, runner
 from ddnmf_tf.run.settings import RunSettings
 from ddnmf_tf.serving import export_run
 from ddnmf_tf.training.step import DDNMFTrainer
@@ -74,6 +74,7 @@ def untrained_run(tmp_path_factory):
     directory.save_config(run_dir, model.config)
     checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(model, keras.optimizers.Adam())).save()
     directory.save_cluster_centers(run_dir, np.random.default_rng(1).random((4, 3)).astype(np.float32))
+    outputs.record(run_dir, 1, "kmeans")  # the centres are the outputs of the checkpoint ckpt-1
     return run_dir
 
 
@@ -315,14 +316,17 @@ def test_export_killed_at_random_moments_leaves_no_broken_version(untrained_run,
 # --- pixel values -------------------------------------------------------------------
 
 
-def test_serving_passes_pixels_outside_0_1_through_unchanged(untrained_run, tmp_path):
+def test_serving_reads_a_float_example_above_1_as_bytes_and_clips_nothing(untrained_run, tmp_path):
     version = export_run(untrained_run, tmp_path / "ddnmf")
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     model = checkpoints.load_model(untrained_run)
-    images = np.random.default_rng(2).uniform(-1, 2, (4, 784)).astype(np.float32)
-    served = serve(images=images)["representation"].numpy()
-    np.testing.assert_allclose(served, model.student.representation(images), rtol=0, atol=1e-6)  # not clipped
-    assert not np.allclose(served, model.student.representation(np.clip(images, 0, 1)), atol=1e-3)
+    rng = np.random.default_rng(2)
+    below = rng.uniform(-1, 1, (2, 784)).astype(np.float32)  # no value above 1: taken to be in [0, 1] already
+    above = rng.uniform(-1, 300, (2, 784)).astype(np.float32)  # a value above 1: 0-255 values, divided by 255
+    served = serve(images=np.concatenate([below, above]))["representation"].numpy()
+    expected = model.student.representation(np.concatenate([below, above / 255]))
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)  # not clipped
+    assert not np.allclose(served[:2], model.student.representation(np.clip(below, 0, 1)), atol=1e-3)
     assert np.all((served >= 0) & (served <= 1))
 
 

@@ -136,21 +136,29 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(data_dir,
                                 "another --run-dir"])
 
 
-def test_a_damaged_checkpoint_is_passed_over_by_every_tool(data_dir, tmp_path, capsys):
+def test_a_damaged_checkpoint_is_passed_over_by_a_resume_and_refused_as_the_served_one(data_dir, tmp_path, capsys):
     from ddnmf_tf.cli import evaluate
     from ddnmf_tf.cli import export as export_run
 
     run_dir = _tiny_run(data_dir, tmp_path / "run", epochs=2)
     capsys.readouterr()
     data = run_dir / "checkpoints" / "ckpt-8.data-00000-of-00001"
-    data.write_bytes(data.read_bytes()[:1000])
+    data.write_bytes(data.read_bytes()[:1000])  # in place: served/ckpt-8, a hard link of it, is damaged too
+    refused = (f"error: {run_dir / 'served' / 'ckpt-8'}, the checkpoint of the outputs of step 8, is damaged (Read "
+               f"less bytes than requested); train.run --resume --run-dir {run_dir} writes the outputs anew")
+    export = ["--run-dir", str(run_dir), "--export-dir", str(tmp_path / "m")]
+    assert evaluate.run_cli(evaluate.main, ["--run-dir", str(run_dir), "--clusterers", "kmeans"]) == 2
+    assert capsys.readouterr().err.splitlines() == [refused]
+    assert export_run.run_cli(export_run.main, export) == 2
+    assert capsys.readouterr().err.splitlines() == [refused]
     damaged = "damaged checkpoint ckpt-8 (Read less bytes than requested): restoring ckpt-4, the newest intact one"
-    assert evaluate.run_cli(evaluate.main, ["--run-dir", str(run_dir), "--clusterers", "kmeans"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == damaged
-    assert export_run.run_cli(export_run.main, ["--run-dir", str(run_dir), "--export-dir", str(tmp_path / "m")]) == 0
-    assert capsys.readouterr().out.splitlines() == [damaged, str(tmp_path / "m" / "1")]
-    code, out, _ = _cli(["--resume", "--run-dir", str(run_dir), "--epochs", "3"], capsys)
+    code, out, _ = _cli(["--resume", "--run-dir", str(run_dir)], capsys)
     assert code == 0 and out[:2] == [damaged, f"resumed {run_dir} at step 4"]
+    assert evaluate.run_cli(evaluate.main, ["--run-dir", str(run_dir), "--clusterers", "kmeans"]) == 0
+    assert export_run.run_cli(export_run.main, export) == 0
+    capsys.readouterr()
+    code, out, _ = _cli(["--resume", "--run-dir", str(run_dir), "--epochs", "3"], capsys)
+    assert code == 0 and out[0] == f"resumed {run_dir} at step 8"
     assert json.loads((run_dir / "results.json").read_text())["steps"] == 12
 
 
