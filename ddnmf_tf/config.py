@@ -12,6 +12,7 @@ import numpy as np
 NOISE_TYPES = ("masking", "gaussian", "salt_and_pepper")
 LR_SCHEDULES = ("constant", "cosine", "step", "warmup", "restarts")  # training.learning_rate_at
 LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.model.losses)
+LOSS_WEIGHTS = ("alpha", "beta", "gamma", "reconstruction_weight")  # of the DDNMF epochs' loss; one must be > 0
 
 
 class ConfigError(ValueError):
@@ -149,6 +150,8 @@ def _validate(config: DDNMFConfig) -> None:
         value = getattr(config, name)
         if not _is_number(value) or not 0 <= value < math.inf:
             raise ConfigError(f"loss weight {name} must be a finite number >= 0, got {value!r}")
+    if not any(getattr(config, name) for name in LOSS_WEIGHTS):
+        raise ConfigError(f"loss weights {', '.join(LOSS_WEIGHTS)} are all 0: the DDNMF epochs would train nothing")
     if config.loss_reduction not in LOSS_REDUCTIONS:
         raise ConfigError(
             f"unknown loss_reduction {config.loss_reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}"

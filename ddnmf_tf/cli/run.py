@@ -19,6 +19,7 @@ from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.run.directory import CONFIG_FILE, RunDirError, flag_of, is_run_dir, load_config, load_settings
+from ddnmf_tf.run.prechecks import check_masking_only, check_one_preset, check_preset_on_resume, unused_preset_fields
 from ddnmf_tf.run.resume import HEAD_FIELDS, RESUMABLE_CHANGES, RESUMABLE_SETTINGS
 from ddnmf_tf.run.runner import run
 from ddnmf_tf.run.settings import RunSettings
@@ -207,13 +208,18 @@ def _fields_of(cls, args):
     return {field.name: parsed[field.name] for field in dataclasses.fields(cls) if field.name in parsed}
 
 
-def apply_preset(args, given):
-    """Set the fields of `args.preset` that no flag in `given` sets; returns `given` with the preset's fields."""
+def apply_preset(args, given, log=print):
+    """Set the fields of `args.preset` that no flag in `given` sets, but those the noise given does not read
+    (saying so); returns `given` with the preset's fields."""
     if args.preset is None:
         return given
+    unused = unused_preset_fields(args.preset, given, args.noise_type)
     for name, value in PRESETS[args.preset].items():
-        if name not in given:
+        if name not in given and name not in unused:
             setattr(args, name, value)
+    for name in unused:
+        log(f"--preset {args.preset}: {flag_of(name)} left off: it applies to masking noise, --noise-type "
+            f"{args.noise_type} given")
     return given | set(PRESETS[args.preset])
 
 
@@ -240,13 +246,17 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    given = apply_preset(args, given_dests(parser, argv))
+    check_one_preset(argv)
+    explicit = given_dests(parser, argv)
+    given = apply_preset(args, explicit)
     config, settings = config_from_args(args), settings_from_args(args)
+    check_masking_only(config, explicit)
     if args.resume:
         if args.run_dir is None:
             raise RunDirError("--resume needs --run-dir: the run to continue")
         if not is_run_dir(args.run_dir):
             raise RunDirError(f"--resume: {args.run_dir} holds no run to resume (no {CONFIG_FILE})")
+        check_preset_on_resume(args.preset, explicit, load_config(args.run_dir).to_dict(), args.run_dir)
         config, settings = resumed_run(config, settings, given)
     run(config, settings)
 

@@ -5,15 +5,15 @@ written in this order:
 
     outputs.json           {"step": T, "writing": true}: readers refuse the set until it is complete
     cluster_centers.npy    (K-means served), assignments.npy, cluster_labels.npy (labeled data), results.json
-    served/ckpt-T.*        the checkpoint the outputs were computed from: hard links of
-                           checkpoints/ckpt-T.* (copies where the file system has no hard links),
-                           kept when checkpoints/ rotates it out
-    outputs.json           {"step": T, "checkpoint": "served/ckpt-T", "served_clusters": "head" | "kmeans",
+    served/ckpt-N.*        the checkpoint whose weights the outputs were computed from (the one saved or
+                           restored last, ckpt-T as a rule): hard links of checkpoints/ckpt-N.* (copies
+                           where the file system has no hard links), kept when checkpoints/ rotates it out
+    outputs.json           {"step": T, "checkpoint": "served/ckpt-N", "served_clusters": "head" | "kmeans",
                            "files": {name: digest of each output file}}
 
 `served_set` is what every reader pairs (`ddnmf_tf.inference.load_served`:
 export.run, train.encode --run-dir, train.evaluate): the checkpoint of the
-recorded step with the files recorded beside it. A resume that trains on
+recorded set with the files recorded beside it. A resume that trains on
 and stops before its end leaves newer checkpoints beside the set; readers
 keep serving the set of step T and say so. A set whose files changed, whose
 checkpoint is damaged or gone, or whose writing was stopped is refused in
@@ -66,13 +66,14 @@ def begin(run_dir, step):
     write_json(Path(run_dir) / OUTPUTS_FILE, {"step": int(step), "writing": True})
 
 
-def record(run_dir, step, served_clusters):
-    """Close the set of `step`, whose output files are written: keep its checkpoint in served/, name every
-    output file with its digest in outputs.json, and remove the previous set's checkpoint."""
+def record(run_dir, step, served_clusters, checkpoint=None):
+    """Close the set of `step`, whose output files are written from the weights of `checkpoint` (a checkpoint
+    path in checkpoints/, default ckpt-<step>): keep that checkpoint in served/, name every output file with its
+    digest in outputs.json, and remove the previous set's checkpoint."""
     run_dir, step = Path(run_dir), int(step)
     served = run_dir / SERVED_DIR
     served.mkdir(exist_ok=True)
-    prefix = f"ckpt-{step}"
+    prefix = Path(checkpoint).name if checkpoint else f"ckpt-{step}"
     sources = sorted((run_dir / directory.CHECKPOINT_DIR).glob(prefix + ".*"))
     if not sources:
         raise directory.RunDirError(f"no checkpoint {prefix} in {run_dir / directory.CHECKPOINT_DIR} to pair "
@@ -168,7 +169,7 @@ def _check_intact(path, step, remedy):
 
 def _say_if_newer(run_dir, path, step, log):
     newest = tf.train.latest_checkpoint(str(Path(run_dir) / directory.CHECKPOINT_DIR))
-    if newest is not None and step_of(newest) != step:
+    if newest is not None and Path(newest).name != Path(path).name:
         log(f"serving the outputs of step {step} ({path}): the newest checkpoint, {Path(newest).name}, is of "
             "training that has not reached its end")
 

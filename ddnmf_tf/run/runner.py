@@ -14,7 +14,7 @@ from ddnmf_tf.data.preprocessing import save_preprocessing
 from ddnmf_tf.files import write_json
 from ddnmf_tf.inference import Served, encode, score_served
 from ddnmf_tf.reporting import pictures, summaries
-from ddnmf_tf.run import checkpoints, directory, outputs, resume
+from ddnmf_tf.run import checkpoints, directory, outputs, prechecks, resume
 from ddnmf_tf.run.inputs import check_head_start, load_run_data
 from ddnmf_tf.run.lock import RunLock
 from ddnmf_tf.run.settings import default_run_dir
@@ -62,6 +62,7 @@ def _check_directory(run_dir, config, settings, chief):
     directory.check_run_dir(run_dir, settings.resume, chief)
     if settings.resume:
         resume.check_resumable(run_dir, config, settings.to_record())
+        prechecks.check_resume_has_weights(run_dir)
 
 
 def _build_trainer(config, trainer, data, strategy):
@@ -77,6 +78,9 @@ def _build_trainer(config, trainer, data, strategy):
 
 def _check_inputs(config, settings, trainer, data):
     """The checks on the data that would otherwise fail after training; builds the clustering head."""
+    prechecks.check_clusters_fit(len(data.train), data.clusters, data.train.origin)
+    if settings.resume and config.head_epochs:
+        prechecks.check_head_clusters(settings.run_dir, data.clusters, lambda line: None)
     if config.head_epochs:
         check_head_start(config, len(data.train), data.clusters)
         if getattr(trainer, "head", None) is None:
@@ -103,11 +107,13 @@ class _Phases:
         self.run_dir, self.own_dir, self.chief, self.log = run_dir, own_dir, chief, log
         self.clock = training_clock()
         self.head = getattr(trainer, "head", None)
+        self.restored = None  # the checkpoint restored on --resume
 
     def execute(self, record):
         self.restore()
         self.record_start(record)
-        self.loop = TrainingLoop(self.trainer, self.config, self.settings, self.own_dir, self.clock, self.log)
+        self.loop = TrainingLoop(self.trainer, self.config, self.settings, self.own_dir, self.clock, self.log,
+                                 self.restored)
         scores = self.loop.train(self.data)
         outputs.begin(self.own_dir, int(self.trainer.step))  # readers refuse the outputs until outputs.record
         served = _served(self.trainer, self.data, self.own_dir, self.loop, self.log)
@@ -124,7 +130,7 @@ class _Phases:
         if self.settings.export_dir:
             results["export"] = str(export_served(served, self.settings.export_dir))
         write_json(self.run_dir / directory.RESULTS_FILE, results)
-        outputs.record(self.run_dir, results["steps"], results["served_clusters"])
+        outputs.record(self.run_dir, results["steps"], results["served_clusters"], self.loop.checkpoint_path)
         self.log(_summary_line(self.run_dir, results))
         return results
 
@@ -133,8 +139,9 @@ class _Phases:
         if not self.settings.resume:
             return
         if directory.has_checkpoint(self.run_dir):
-            checkpoints.restore_training(self.trainer.model, self.trainer.optimizer, self.clock, self.run_dir,
-                                         self.log, self.trainer.head_state if self.head is not None else None)
+            self.restored = checkpoints.restore_training(
+                self.trainer.model, self.trainer.optimizer, self.clock, self.run_dir, self.log,
+                self.trainer.head_state if self.head is not None else None)
             self.log(f"resumed {self.run_dir} at step {int(self.trainer.step)}")
         else:
             self.log(f"{self.run_dir} has no checkpoint yet (it stopped before its first one): training from step 0")

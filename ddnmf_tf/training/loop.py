@@ -60,9 +60,10 @@ class TrainingLoop:
     head's targets every `head_update_every` of its steps.
     """
 
-    def __init__(self, trainer, config, settings, run_dir, clock, log):
+    def __init__(self, trainer, config, settings, run_dir, clock, log, checkpoint_path=None):
         self.trainer, self.config, self.settings, self.run_dir, self.log = trainer, config, settings, run_dir, log
         self.clock = clock
+        self.checkpoint_path = checkpoint_path  # the checkpoint of the weights now: the one restored, then saved
         self.head = getattr(trainer, "head", None)
         self.cluster_seed = config.seed if settings.cluster_seed is None else settings.cluster_seed
         self.strategy = getattr(trainer, "strategy", tf.distribute.get_strategy())
@@ -84,7 +85,7 @@ class TrainingLoop:
             )
         self._advance_clock(step)
         try:
-            self.manager.save(checkpoint_number=step)
+            self.checkpoint_path = self.manager.save(checkpoint_number=step)
         except tf.errors.OpError as error:
             kept = self.manager.latest_checkpoint
             raise OSError(
