@@ -22,10 +22,12 @@ from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.config import DDNMFConfig
 from ddnmf_tf.evaluation import METRICS, UMAP_NEIGHBORS
 from ddnmf_tf.reporting.tables import markdown_lines
-from ddnmf_tf.run.directory import RESULTS_FILE, run_kind
+from ddnmf_tf.run.directory import RESULTS_FILE, read_json, run_kind
 
 # Fields every run sets for itself: shown in their own columns, never as a difference from the defaults.
 OWN_COLUMNS = ("seed", "epochs")
+# What the table reads of a results.json.
+RESULTS_KEYS = ("dataset", "config", "epochs", "wall_seconds", "metrics", "train_split")
 
 
 def build_parser():
@@ -51,7 +53,10 @@ def load_results(run):
                 "umap_neighbors": report.get("umap_neighbors", UMAP_NEIGHBORS), "rescored": True}
     if not (path / RESULTS_FILE).is_file():
         raise ValueError(f"{run} has no {RESULTS_FILE}: the run has not finished")
-    results = json.loads((path / RESULTS_FILE).read_text())
+    results = read_json(path / RESULTS_FILE)
+    missing = [key for key in RESULTS_KEYS if not isinstance(results, dict) or key not in results]
+    if missing:
+        raise ValueError(f"{path / RESULTS_FILE} is not the results of a train.run run (no {', '.join(missing)})")
     kind = run_kind(path)
     if kind:
         results["model"] = kind.upper()

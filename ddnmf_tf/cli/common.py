@@ -46,6 +46,21 @@ def comma_separated(parse, flag, what):
     return parse_list
 
 
+def whole_number(flag, least):
+    """An argparse type reading a whole number of at least `least`: whole_number("--eval-limit", 1)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number >= {least}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _clusterer_name(name):
     if name not in CLUSTERERS:
         raise ValueError(name)

@@ -22,17 +22,17 @@ import sys
 from pathlib import Path
 
 from ddnmf_tf.baselines import load_run_model
-from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, run_cli
+from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, run_cli, whole_number
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_examples
 from ddnmf_tf.data.preprocessing import load_preprocessing
-from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_umap_neighbors
+from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_clusterable, check_umap_neighbors
 from ddnmf_tf.inference import encode, load_served, score_features, score_served
 from ddnmf_tf.model.networks import DDNMF
 from ddnmf_tf.reporting.figures import save_parts
 from ddnmf_tf.reporting.pictures import served_of, write_projector_of
-from ddnmf_tf.run.outputs import served_set
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
 from ddnmf_tf.run.directory import load_config, load_settings
+from ddnmf_tf.run.outputs import served_set
 
 
 def build_parser():
@@ -48,8 +48,10 @@ def build_parser():
     parser.add_argument("--data-dir", help="folder of IDX .gz files (default: the run's, from settings.json; "
                                            "else $DDNMF_DATA_DIR, else Debian's folder)")
     add_clusterers_flag(parser)
-    parser.add_argument("--eval-limit", type=int, metavar="N", help="score a seeded sample of N examples")
-    parser.add_argument("--clusters", type=int, help="number of clusters (default: the run's)")
+    parser.add_argument("--eval-limit", type=whole_number("--eval-limit", 1), metavar="N",
+                        help="score a seeded sample of N examples")
+    parser.add_argument("--clusters", type=whole_number("--clusters", 1),
+                        help="number of clusters (default: the run's)")
     parser.add_argument("--cluster-seed", "--seed", dest="seed", type=int,
                         help="seed of the clusterers (default: the run's --cluster-seed, else its seed)")
     parser.add_argument("--umap-neighbors", type=int, default=UMAP_NEIGHBORS,
@@ -92,6 +94,7 @@ def main(argv=None):
     if not examples.labeled:
         raise ValueError(f"{examples.origin} has no labels to score against: train.encode gives its clusters")
     clusters = args.clusters or recorded.get("clusters")
+    check_clusterable(len(examples), clusters or examples.num_classes, args.clusterers)  # before any encoding
     served = load_served(args.run_dir, model, chosen=chosen)
     if args.projector:
         served_of(args.run_dir, "--projector", served)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.run.checkpoints import load_model
-from ddnmf_tf.serving import ExportError, export_run
 from ddnmf_tf.run.outputs import served_set
+from ddnmf_tf.serving import ExportError, export_run
 
 
 def build_parser():

@@ -21,6 +21,22 @@ def _cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "ddnmf_tf")
 
 
+def _write_cache(staging: Path, key, decode) -> None:
+    """Write `decode()`'s batches into the staging folder of the cache (see `cached`)."""
+    labels, shape = [], None
+    with open(staging / "values.u8", "wb") as stream:
+        for images, batch_labels in decode():
+            images = np.ascontiguousarray(images, np.uint8)
+            if shape is None:
+                shape = images.shape[1:]
+            stream.write(images.tobytes())
+            labels.append(np.asarray(batch_labels, np.int64))
+    if shape is None:
+        raise DataError(f"{key[1]}: no examples")
+    np.save(staging / "labels.npy", np.concatenate(labels))
+    (staging / "meta.json").write_text(json.dumps({"shape": list(shape), "key": key}, default=str))
+
+
 def cached(key, decode) -> tuple[np.ndarray, np.ndarray, tuple]:
     """uint8 values [n, features] (memory-mapped), labels and example shape of decoded data, decoded once.
 
@@ -33,21 +49,13 @@ def cached(key, decode) -> tuple[np.ndarray, np.ndarray, tuple]:
     if not (folder / "meta.json").is_file():
         staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
         staging.mkdir(parents=True, exist_ok=True)
-        labels, shape = [], None
-        with open(staging / "values.u8", "wb") as stream:
-            for images, batch_labels in decode():
-                images = np.ascontiguousarray(images, np.uint8)
-                if shape is None:
-                    shape = images.shape[1:]
-                stream.write(images.tobytes())
-                labels.append(np.asarray(batch_labels, np.int64))
-        if shape is None:
-            raise DataError(f"{key[1]}: no examples")
-        np.save(staging / "labels.npy", np.concatenate(labels))
-        (staging / "meta.json").write_text(json.dumps({"shape": list(shape), "key": key}, default=str))
         try:
+            _write_cache(staging, key, decode)
             os.rename(staging, folder)
         except OSError:  # another process cached the same data meanwhile
+            if not (folder / "meta.json").is_file():
+                raise
+        finally:  # a failed read (a bad image, a full disk, Ctrl-C) leaves no staging folder
             shutil.rmtree(staging, ignore_errors=True)
     shape = tuple(json.loads((folder / "meta.json").read_text())["shape"])
     labels = np.load(folder / "labels.npy")

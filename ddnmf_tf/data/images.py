@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import keras
@@ -73,11 +74,33 @@ def load_image_folder(folder: Path, color_mode, image_size) -> Examples:
             str(folder), labels="inferred" if classes else None, label_mode="int" if classes else None,
             class_names=classes or None, color_mode=color_mode, image_size=(height, width), batch_size=256,
             shuffle=False, verbose=False)
-        for batch in dataset:
-            images, labels = batch if classes else (batch, None)
-            images = np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
-            yield shaped(images, None, None), (labels.numpy() if classes else np.full(len(images), UNLABELED))
+        try:
+            for batch in dataset:
+                images, labels = batch if classes else (batch, None)
+                images = np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
+                yield shaped(images, None, None), (labels.numpy() if classes else np.full(len(images), UNLABELED))
+        except tf.errors.OpError as error:  # a file PIL opened but TensorFlow cannot decode (a truncated PNG)
+            found = first_undecodable(files)
+            path, reason = found if found else (folder, op_message(error))
+            raise DataError(f"{path}: not a readable image ({reason})") from None
 
     values, labels, shape = cached(key, decode)
     logger.info("%s: %d images of %s, %d classes", folder, len(labels), shape, len(classes))
     return Examples(values, labels, shape, str(folder), np.array([str(path.relative_to(folder)) for path in files]))
+
+
+def first_undecodable(files):
+    """(path, TensorFlow's reason) of the first of `files` (PNG/JPEG paths) that does not decode, or None."""
+    for path in files:
+        try:
+            tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
+        except tf.errors.OpError as error:
+            return path, op_message(error)
+    return None
+
+
+def op_message(error):
+    """A TensorFlow op error's message in one line, without its function-node and op decorations."""
+    text = re.sub(r"\{\{[^}]*\}\}", "", error.message)
+    text = re.sub(r"\[\[[^\]]*\]\]|\[Op:[^\]]*\].*$", "", text, flags=re.DOTALL)
+    return " ".join(text.split())

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from ddnmf_tf import inference
-from ddnmf_tf.run.directory import ASSIGNMENTS_FILE
-from ddnmf_tf.data import load_examples
-from tests.helpers import write_tiny_mnist
 from ddnmf_tf.cli import run as train_run
+from ddnmf_tf.data import load_examples
+from ddnmf_tf.run.directory import ASSIGNMENTS_FILE
+from tests.helpers import write_tiny_mnist
 
 # 200 training images in batches of 50: 4 steps an epoch.
 TINY = ["--dataset", "mnist", "--source", "idx", "--layers", "16", "--rank", "3", "--batch-size", "50",
