@@ -279,3 +279,14 @@ def evaluate_representation(features, labels, methods=CLUSTERERS, n_clusters=Non
         method: score_clustering(labels[is_labeled], assignments[method][is_labeled])
         for method in methods
     }
+
+
+def scoring_note(examples, clusters):
+    """A line saying why scores of `examples` labeled examples in `clusters` clusters mean little, or None."""
+    if clusters == 1:
+        return (f"note: one cluster: ACC is the largest class's share and NMI 0 whatever H is "
+                f"({examples} examples scored)")
+    if examples < 2 * clusters:
+        return (f"note: {examples} examples scored in {clusters} clusters, fewer than 2 per cluster: ACC is near 1 "
+                "whatever H is")
+    return None

@@ -27,7 +27,8 @@ import tensorflow as tf
 
 from ddnmf_tf.cli.common import CLIParser, run_cli
 from ddnmf_tf.data import SPLITS, load_examples
-from ddnmf_tf.data.preprocessing import PREPROCESSING_FILE, Preprocessing, default_preprocessing, load_preprocessing
+from ddnmf_tf.data.preprocessing import (PREPROCESSING_FILE, Preprocessing, default_preprocessing, input_note,
+                                         load_preprocessing)
 from ddnmf_tf.files import write_atomic
 from ddnmf_tf.inference import PREDICT_BATCH, load_served
 from ddnmf_tf.reporting.pictures import confidence, save_gallery, served_of
@@ -106,6 +107,17 @@ def saved_model_preprocessing(path):
     return default_preprocessing(int(json.loads((extra / CONFIG_ASSET).read_text())["input_dim"]))
 
 
+def _versions_hint(path):
+    """What to pass as --model instead of `path`: one of its numbered versions (an export directory), or an
+    export."""
+    versions = sorted((int(child.name) for child in path.iterdir() if child.name.isdigit()
+                       and (child / "saved_model.pb").is_file()), reverse=True) if path.is_dir() else []
+    if not versions:
+        return "export a run with export.run"
+    return (f"it is an export directory: pass one of its versions, --model {path / str(versions[0])} (versions: "
+            + ", ".join(map(str, sorted(versions))) + ")")
+
+
 def _image_options(preprocessing):
     """How to read image inputs so that they take the model's shape and colours."""
     if len(preprocessing.shape) not in (2, 3):
@@ -169,11 +181,16 @@ def main(argv=None):
         preprocessing = load_preprocessing(args.run_dir, load_config(args.run_dir).input_dim)
     else:
         if not (args.model / "saved_model.pb").is_file():
-            raise ValueError(f"{args.model} is not a SavedModel (no saved_model.pb): export a run with export.run")
+            raise ValueError(f"{args.model} is not a SavedModel (no saved_model.pb): "
+                             + _versions_hint(args.model))
         preprocessing = saved_model_preprocessing(args.model)
     if args.gallery is not None:
         _check_gallery(args, preprocessing)
-    examples = load_examples(args.input, args.split, **_image_options(preprocessing))
+    examples = load_examples(args.input, args.split, labels=args.gallery is not None,  # labels: the gallery's only
+                             **_image_options(preprocessing))
+    note = input_note(preprocessing, examples.values, examples.origin)
+    if note:
+        print(note)
     progress = keras.utils.Progbar(len(examples), verbose=0 if args.quiet else 1, unit_name="example")
     representation, clusters, probabilities, step = encode_examples(args, examples, progress, preprocessing)
     write_output(args.output, representation, clusters)

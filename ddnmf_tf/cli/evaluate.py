@@ -25,7 +25,7 @@ from ddnmf_tf.baselines import load_run_model
 from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, run_cli, whole_number
 from ddnmf_tf.data import DATASETS, SOURCES, SPLITS, load_examples
 from ddnmf_tf.data.preprocessing import load_preprocessing
-from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_clusterable, check_umap_neighbors
+from ddnmf_tf.evaluation import UMAP_NEIGHBORS, check_clusterable, check_umap_neighbors, scoring_note
 from ddnmf_tf.inference import encode, load_served, score_features, score_served
 from ddnmf_tf.model.networks import DDNMF
 from ddnmf_tf.reporting.figures import save_parts
@@ -111,6 +111,9 @@ def main(argv=None):
               "clusters": clusters or len(set(labels[labels >= 0].tolist())), "metrics": metrics}
     print(f"{dataset}/{split}: {len(images)} images, {report['clusters']} clusters, seed {seed}, run {args.run_dir} "
           f"at step {chosen.step}" + ("" if chosen.complete else " (no outputs yet: nothing served to score)"))
+    note = scoring_note(len(images), report["clusters"])
+    if note:
+        print(note)
     for method, scores in metrics.items():
         print(f"{method:12s}" + "  ".join(f"{name.upper()} {value:.4f}" for name, value in scores.items()))
     if args.json:

@@ -41,7 +41,13 @@ def parse_image_size(text):
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults after each flag's help; the description as written."""
+    """Defaults after each flag's help (unless there is none or the help already names it); the description as
+    written."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _resume_flags():

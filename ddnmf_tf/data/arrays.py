@@ -11,12 +11,12 @@ from ddnmf_tf.data.examples import Examples, from_arrays
 from ddnmf_tf.data.names import DataError
 
 
-def load_npz(path: Path) -> Examples:
+def load_npz(path: Path, labels: bool = True) -> Examples:
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive:
                 raise DataError(f"{path}: no array x (arrays: {', '.join(archive.files) or 'none'})")
-            data = (archive["x"], archive["y"]) if "y" in archive else archive["x"]
+            data = (archive["x"], archive["y"]) if labels and "y" in archive else archive["x"]
     except DataError:
         raise
     except (ValueError, OSError, zlib.error) as error:

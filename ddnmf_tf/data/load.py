@@ -48,6 +48,7 @@ def load_examples(
     seed: int = 0,
     color_mode: str | None = None,
     image_size: tuple[int, int] | None = None,
+    labels: bool = True,
 ) -> Examples:
     """The examples of ``dataset``, as stored.
 
@@ -72,6 +73,8 @@ def load_examples(
       color_mode: ``"grayscale"`` or ``"rgb"`` for images (default: as stored).
       image_size: (height, width) to resize images to; images of different
         sizes are an error without it.
+      labels: False reads a ``.npz`` file's ``x`` alone (its ``y`` is neither
+        read nor checked; the examples are unlabeled).
 
     Raises:
       DataError: on any problem with the arguments, the files or the sources.
@@ -102,7 +105,7 @@ def load_examples(
             return load_idx(None, split, path, binarize, seed)
         return load_image_folder(path, color_mode, image_size)
     if path.suffix == ".npz":
-        return load_npz(path)
+        return load_npz(path, labels)
     if path.suffix == ".npy":
         return load_npy(path)
     raise DataError(f"{path}: not a .npz or .npy file, nor a folder of IDX files or images")

@@ -149,3 +149,23 @@ def load_preprocessing(run_dir, input_dim=784):
     if path.is_file():
         return Preprocessing.from_dict(json.loads(path.read_text()))
     return default_preprocessing(input_dim)
+
+
+def input_note(preprocessing, values, origin, chunk=65_536):
+    """A line saying how the stored rows `values` [n, features] are read when that is not what the run's own
+    data was (this module's rule), or None."""
+    if values.dtype == np.uint8 or not len(values):
+        return None
+    highs = np.concatenate([np.asarray(values[start:start + chunk], np.float32).max(axis=1)
+                            for start in range(0, len(values), chunk)])
+    if preprocessing.scaling == "min_max":
+        trained = max(preprocessing.maximum)
+        if highs.max() <= 1 < trained:
+            return (f"note: {origin}: every value is within [0, 1], but the run min-max scales values as stored "
+                    f"(its training values reach {trained:g}): pass them unscaled")
+        return None
+    above = int((highs > 1).sum())
+    if above:
+        return (f"note: {origin}: {above} of {len(values)} examples hold values above 1: read as 0-255 values and "
+                "divided by 255 (the run's inputs are in [0, 1])")
+    return None

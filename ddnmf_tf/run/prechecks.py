@@ -1,13 +1,11 @@
 """Checks that run before any training step, so that a run that cannot end is refused before its work.
 
 Each raises ValueError (RunDirError for a run directory) with one line naming
-the flag or the file; `scoring_note`, `input_note` and `unused_preset_fields`
-return what a tool says rather than refuse.
+the flag or the file; `unused_preset_fields` returns what train.run says
+rather than refuse.
 """
 
 from pathlib import Path
-
-import numpy as np
 
 from ddnmf_tf.config import PRESETS
 from ddnmf_tf.run import checkpoints, directory
@@ -90,36 +88,5 @@ def check_masking_only(config, given):
                              f"{config.noise_type} given")
 
 
-def scoring_note(examples, clusters):
-    """A line saying why scores of `examples` labeled examples in `clusters` clusters mean little, or None."""
-    if clusters == 1:
-        return (f"note: one cluster: ACC is the largest class's share and NMI 0 whatever H is "
-                f"({examples} examples scored)")
-    if examples < 2 * clusters:
-        return (f"note: {examples} examples scored in {clusters} clusters, fewer than 2 per cluster: ACC is near 1 "
-                "whatever H is")
-    return None
-
-
 def _shown(value):
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-
-def input_note(preprocessing, values, origin, chunk=65_536):
-    """A line saying how the stored rows `values` [n, features] are read when that is not what the run's own
-    data was (ddnmf_tf.data.preprocessing's rule), or None."""
-    if values.dtype == np.uint8 or not len(values):
-        return None
-    highs = np.concatenate([np.asarray(values[start:start + chunk], np.float32).max(axis=1)
-                            for start in range(0, len(values), chunk)])
-    if preprocessing.scaling == "min_max":
-        trained = max(preprocessing.maximum)
-        if highs.max() <= 1 < trained:
-            return (f"note: {origin}: every value is within [0, 1], but the run min-max scales values as stored "
-                    f"(its training values reach {trained:g}): pass them unscaled")
-        return None
-    above = int((highs > 1).sum())
-    if above:
-        return (f"note: {origin}: {above} of {len(values)} examples hold values above 1: read as 0-255 values and "
-                "divided by 255 (the run's inputs are in [0, 1])")
-    return None

@@ -1,5 +1,6 @@
 """What a resumed run may change, and the checks that refuse the rest by flag before anything trains."""
 
+from ddnmf_tf.data.names import is_named
 from ddnmf_tf.run.checkpoints import head_clusters, newest_intact_checkpoint
 from ddnmf_tf.run.directory import RunDirError, flag_of, has_checkpoint, load_config, load_settings
 
@@ -33,7 +34,7 @@ def check_resumable(run_dir, config, settings):
              if name not in free and name in recorded_config]
     pairs += [(name, recorded[name], value) for name, value in settings.items()
               if name not in RESUMABLE_SETTINGS and name in recorded]
-    contradictions = [f"{flag_of(name)} is {_shown(old)} in the run, {_shown(new)} given"
+    contradictions = [f"{flag_of(name)} is {_shown(old, name)} in the run, {_shown(new, name)} given"
                       for name, old, new in pairs if _comparable(old) != _comparable(new)]
     if contradictions:
         raise RunDirError(f"--resume {run_dir}: " + "; ".join(contradictions) +
@@ -42,12 +43,14 @@ def check_resumable(run_dir, config, settings):
 
 def check_same_data(run_dir, fingerprints):
     """RunDirError unless the data's {split role: fingerprint} equal those the run recorded (if it did)."""
-    for split, digest in (load_settings(run_dir).get("fingerprints") or {}).items():
+    recorded = load_settings(run_dir)
+    where = "--data-dir" if is_named(recorded.get("dataset")) else "--dataset"
+    for split, digest in (recorded.get("fingerprints") or {}).items():
         given = fingerprints.get(split)
         if given is not None and given != digest:
             raise RunDirError(
                 f"--resume {run_dir}: the {split} data differs from the run's (fingerprint {given}, the run "
-                f"recorded {digest}): point --data-dir at the data the run trained on"
+                f"recorded {digest}): point {where} at the data the run trained on"
             )
 
 
@@ -55,5 +58,8 @@ def _comparable(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _shown(value):
-    return repr(",".join(map(str, value))) if isinstance(value, (list, tuple)) else repr(value)
+def _shown(value, name=None):
+    """A recorded or given value as its flag spells it: '500,500', '20x20' (--image-size), 0.1."""
+    if isinstance(value, (list, tuple)):
+        return repr(("x" if name == "image_size" else ",").join(map(str, value)))
+    return repr(value)

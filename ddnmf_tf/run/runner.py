@@ -131,7 +131,7 @@ class _Phases:
             results["export"] = str(export_served(served, self.settings.export_dir))
         write_json(self.run_dir / directory.RESULTS_FILE, results)
         outputs.record(self.run_dir, results["steps"], results["served_clusters"], self.loop.checkpoint_path)
-        self.log(_summary_line(self.run_dir, results))
+        self.log(_summary_line(self.run_dir, results, self.loop.timer.describe()))
         return results
 
     def restore(self):
@@ -218,10 +218,13 @@ def _device_name():
     return f"GPU x{len(gpus)}" if gpus else "CPU"
 
 
-def _summary_line(run_dir, results):
-    line = f"done: {results['steps']} steps in {results['wall_seconds']:.1f} s"
-    if results["images_per_second"]:
-        line += f" ({results['images_per_second']:.0f} images/s)"
+def _summary_line(run_dir, results, timing=""):
+    """The final line; `timing` (StepTimer.describe) says this process's step rate, the compiling first step
+    apart."""
+    steps = results["steps"]
+    line = f"done: {steps} step{'' if steps == 1 else 's'} in {results['wall_seconds']:.1f} s"
+    if timing:
+        line += f" ({timing})"
     if results["metrics"]:
         line += "; " + ", ".join(f"{name} ACC {m['acc']:.4f}" for name, m in results["metrics"].items())
     return line + f"; run directory {run_dir}"

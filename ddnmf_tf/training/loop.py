@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ddnmf_tf.evaluation import scoring_note
 from ddnmf_tf.inference import PREDICT_BATCH, encode, score
 from ddnmf_tf.model.head import NEIGHBOURS, initial_targets, self_labels, start_sample_size
 from ddnmf_tf.model.networks import DDNMF
@@ -17,6 +18,7 @@ from ddnmf_tf.reporting import summaries
 from ddnmf_tf.run import checkpoints
 from ddnmf_tf.run.directory import CHECKPOINT_DIR
 from ddnmf_tf.training.step import learning_rate_at, training_batches
+from ddnmf_tf.training.step_timing import StepTimer
 
 PREVIEW_IMAGES = 8
 
@@ -64,6 +66,7 @@ class TrainingLoop:
         self.trainer, self.config, self.settings, self.run_dir, self.log = trainer, config, settings, run_dir, log
         self.clock = clock
         self.checkpoint_path = checkpoint_path  # the checkpoint of the weights now: the one restored, then saved
+        self.timer = StepTimer()  # this process's step times, for the final line
         self.head = getattr(trainer, "head", None)
         self.cluster_seed = config.seed if settings.cluster_seed is None else settings.cluster_seed
         self.strategy = getattr(trainer, "strategy", tf.distribute.get_strategy())
@@ -133,7 +136,7 @@ class TrainingLoop:
         first_step = int(trainer.step)
         epochs = config.epochs + (config.head_epochs if self.head is not None else 0)
         progress = Progress(steps_per_epoch, settings.quiet)
-        scores = None
+        scores, evaluated = None, False
         with self.writer.as_default():
             if first_step == 0:
                 summaries.write_hparams(config, settings)
@@ -150,8 +153,8 @@ class TrainingLoop:
                 self._epoch(self.batches(data, epoch, done_in_epoch), epoch, progress)
                 self.save(int(trainer.step))
                 if epoch + 1 == epochs or (settings.eval_every and (epoch + 1) % settings.eval_every == 0):
-                    scores = self.evaluate()
-            if scores is None:  # resumed a finished run
+                    scores, evaluated = self.evaluate(), epoch + 1 == epochs
+            if not evaluated:  # resumed a finished run
                 scores = self.evaluate()
         return scores
 
@@ -212,7 +215,10 @@ class TrainingLoop:
         """One training step (of the head phase in a head epoch): its loss terms as Python floats, and the step
         count after it."""
         step = self.trainer.head_step if head_epoch else self.trainer.train_step
-        values = {name: float(value) for name, value in step(*batch).items()}
+        done = int(self.trainer.step)
+        images = self._images_at(done + 1) - self._images_at(done)
+        values = self.timer.time("head" if head_epoch else "ddnmf",
+                                 lambda: {name: float(value) for name, value in step(*batch).items()}, images)
         return values, int(self.trainer.step)
 
 
@@ -224,6 +230,9 @@ def evaluate_scores(model, data, config, settings, step, log, seed):
         log("no scores: the examples scored have no labels (the training examples' clusters are in assignments.npy)")
         return None
     log(f"scoring H of {len(data.eval)} examples with {', '.join(settings.clusterers)}")
+    note = scoring_note(len(data.eval), data.clusters)
+    if note:
+        log(note)
     scores = score(model, data.eval.values, data.eval.labels, seed, settings.clusterers,
                    settings.umap_neighbors, data.preprocessing, data.clusters)
     summaries.write_scores(scores, step)
