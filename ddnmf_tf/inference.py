@@ -37,7 +37,7 @@ class Served:
         self.model, self.preprocessing, self.head = model, preprocessing, head
         self.centers = None if centers is None else tf.constant(np.asarray(centers, np.float32))
         self.cluster_labels = None if cluster_labels is None else tf.constant(np.asarray(cluster_labels, np.int64))
-        self.step = step  # the training step the weights and clusters belong to, when known (ddnmf_tf.outputs)
+        self.step = step  # the training step the weights and clusters belong to, when known (ddnmf_tf.run.outputs)
         self._predict = tf.function(self.serve)
 
     @property

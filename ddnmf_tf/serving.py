@@ -16,7 +16,7 @@ Signatures (docs/serving.md has the tables and request examples):
                      with or without its channel axis)
 
 Both scale their input by the run's preprocessing inside the graph
-(`ddnmf_tf.preprocessing`: min-max scaling of the values as stored, or x/255
+(`ddnmf_tf.data.preprocessing`: min-max scaling of the values as stored, or x/255
 of uint8 and of a float example with a value above 1), the rule
 train.encode --run-dir follows too.
 
@@ -71,7 +71,7 @@ class ExportError(ValueError):
 def export_run(run_dir, export_dir, version=None, overwrite=False, log=print, chosen=None):
     """Export what a run directory serves (`ddnmf_tf.inference.load_served`: the set of its outputs, the
     checkpoint they belong to, its preprocessing, its clustering head or cluster centres, its cluster labels);
-    returns the version dir. `chosen` (a ddnmf_tf.outputs.ServedSet) is that set when already found. ExportError
+    returns the version dir. `chosen` (a ddnmf_tf.run.outputs.ServedSet) is that set when already found. ExportError
     for a run with no outputs yet."""
     served = load_served(run_dir, log=log, chosen=chosen)
     if served.clusters is None:

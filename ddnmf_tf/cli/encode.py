@@ -131,8 +131,8 @@ def _check_gallery(args, preprocessing):
     if not is_drawable(preprocessing.shape):
         raise ValueError(f"--gallery draws images: the model {args.run_dir or args.model} takes examples of shape "
                          f"{list(preprocessing.shape)}")
-    if args.run_dir is not None:
-        served_of(args.run_dir, "--gallery")
+    if args.run_dir is not None:  # quietly: encoding loads the run again and says which step
+        served_of(args.run_dir, "--gallery", load_served(args.run_dir, log=lambda line: None))
 
 
 def _draw_gallery(args, examples, clusters, probabilities, preprocessing):

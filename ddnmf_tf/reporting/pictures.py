@@ -37,8 +37,8 @@ def served_of(run_dir, flag, served=None):
     serves no clusters."""
     served = served or load_served(run_dir)
     if served.clusters is None:
-        raise ValueError(f"{flag}: {run_dir} serves no clusters yet (no trained head and no cluster centres: the "
-                         "run has not finished)")
+        raise ValueError(f"{flag}: {run_dir} serves no clusters yet (no outputs.json: the run has not reached its "
+                         "end)")
     return served
 
 

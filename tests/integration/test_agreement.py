@@ -18,7 +18,7 @@ import tensorflow as tf
 from ddnmf_tf import inference
 from ddnmf_tf.cli import encode as encode_cli
 from ddnmf_tf.cli import run as train_run
-from ddnmf_tf.data.preprocessing import load_preprocessing
+from ddnmf_tf.data.preprocessing import Preprocessing, input_note, load_preprocessing
 from ddnmf_tf.run import directory
 
 RULES = ("divide_255", "none", "min_max")
@@ -141,3 +141,19 @@ def test_train_export_serve_and_encode_agree_on_the_training_set(runs, loaded, r
     served = signatures[name](images=tf.constant(images if x.dtype == np.uint8 else images.astype(np.float32)))
     np.testing.assert_array_equal(served["cluster"].numpy(), assignments)
     assert "error" not in capsys.readouterr().err
+
+
+def test_the_readings_no_rule_can_tell_apart_are_the_documented_ones():
+    # An example of 0s and 1s to a run whose inputs are in [0, 1]: read as [0, 1] values, in NumPy and in the graph.
+    rows = np.array([[0, 1, 1, 0], [0, 2, 255, 0]], np.float32)
+    scaled = Preprocessing("divide_255", (2, 2)).apply(rows)
+    np.testing.assert_array_equal(scaled, np.array([[0, 1, 1, 0], [0, 2 / 255, 1, 0]], np.float32))
+    np.testing.assert_array_equal(Preprocessing("divide_255", (2, 2)).apply_tf(tf.constant(rows)).numpy(), scaled)
+    # Values within [0, 1] to a min-max run trained on 0-255 values: read as stored, with a note from train.encode.
+    min_max = Preprocessing("min_max", (4,), (0.0,) * 4, (255.0,) * 4)
+    np.testing.assert_allclose(min_max.apply(rows[:1] / 255), rows[:1] / 255 / 255, rtol=1e-6)
+    assert input_note(min_max, rows[:1] / 255, "new.npy") == (
+        "note: new.npy: every value is within [0, 1], but the run min-max scales values as stored (its training "
+        "values reach 255): pass them unscaled")
+    assert input_note(min_max, rows, "new.npy") is None
+    assert input_note(Preprocessing("divide_255", (2, 2)), rows.astype(np.uint8), "new.npy") is None

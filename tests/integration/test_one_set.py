@@ -159,3 +159,7 @@ def test_a_run_written_before_outputs_json_is_read_at_its_results_steps(data_dir
     assert _tool(export_cli, ["--run-dir", run_dir, "--export-dir", tmp_path / "models"], capsys)[::2] == (2, [
         f"error: {run_dir / 'checkpoints' / 'ckpt-3'}, the checkpoint of the outputs of step 3, is missing; "
         f"train.run --resume --run-dir {run_dir} writes the outputs anew"])
+    (run_dir / "results.json").unlink()  # centres whose step nothing names
+    assert _tool(export_cli, ["--run-dir", run_dir, "--export-dir", tmp_path / "models"], capsys)[::2] == (2, [
+        f"error: {run_dir / 'cluster_centers.npy'} has no outputs.json nor results.json naming the step it belongs "
+        f"to: train.run --resume --run-dir {run_dir} writes the outputs anew"])
