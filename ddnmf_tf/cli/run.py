@@ -4,7 +4,8 @@ Writes config.json and settings.json at the start, then checkpoints, TensorBoard
 events and results.json into the run directory (--run-dir); watch it with
 `tensorboard --logdir runs/`. `--resume --run-dir RUN` continues a run with the
 settings it recorded; a flag that contradicts one of them is refused, except
-those a resume may change (listed below, from ddnmf_tf.run.resume). At the
+those a resume may change (listed below, from ddnmf_tf.run.resume); a --preset
+given on resume must agree with the run. At the
 end the run draws what its clusters hold (clusters.png, confusion.png,
 TensorBoard's Embedding Projector: ddnmf_tf.reporting.pictures).
 """
