@@ -9,8 +9,9 @@
 
 `fit` trains through the one run of `train.run` (ddnmf_tf.run.runner.run):
 checkpoints, the learning-rate schedule, the clustering head and the served
-clusters included, in a run directory (`run_dir`, default a new temporary
-folder) that `train.evaluate`, `train.encode` and `export.run` accept too.
+clusters included, in a run directory (`run_dir`, default a temporary
+folder removed with the estimator; `run_dir_` names it) that
+`train.evaluate`, `train.encode` and `export.run` accept too.
 `x` is any array of examples [n, ...] as stored (uint8 images, or numbers,
 scaled as train.run scales them); `y`, optional integer labels, only scores
 the fit (`scores_`). What `predict` answers is what the exported SavedModel
@@ -41,7 +42,8 @@ class DDNMFClustering:
       n_clusters: K, the number of clusters served.
       epochs: DDNMF epochs (the clustering head trains `head_epochs` more).
       random_state: the seed of every random choice (weights, noise, order, clusterers).
-      run_dir: where the run is written (default: a new temporary folder); it must not hold a run.
+      run_dir: where the run is written (default: a temporary folder, removed when the estimator is refitted or
+        garbage-collected: `save` keeps it); it must not hold a run.
       verbose: print the run's progress and scores.
       **config: any other DDNMFConfig field (layer_sizes, rank, batch_size, head_epochs, ...).
     """
@@ -49,7 +51,7 @@ class DDNMFClustering:
     def __init__(self, n_clusters=10, epochs=100, random_state=0, run_dir=None, verbose=False, **config):
         self.n_clusters, self.epochs, self.random_state = n_clusters, epochs, random_state
         self.run_dir, self.verbose, self.config = run_dir, verbose, config
-        self._served = None
+        self._served, self._temporary = None, None
 
     def fit(self, x, y=None):
         """Train on examples `x` [n, ...] (labels `y` [n], optional, score the fit); returns self."""
@@ -58,16 +60,20 @@ class DDNMFClustering:
         if unknown:
             raise TypeError(f"DDNMFClustering got unknown DDNMFConfig fields: {', '.join(unknown)}")
         config = DDNMFConfig(**{**self.config, "epochs": self.epochs, "seed": self.random_state})  # checked first
-        run_dir = Path(self.run_dir or tempfile.mkdtemp(prefix="ddnmf-"))
-        if directory.is_run_dir(run_dir):
-            raise directory.RunDirError(f"{run_dir} already holds a run: load it with DDNMFClustering.load")
+        if self.run_dir is not None and directory.is_run_dir(self.run_dir):
+            raise directory.RunDirError(f"{self.run_dir} already holds a run: load it with DDNMFClustering.load")
+        self._served = None
+        if self._temporary is not None:
+            self._temporary.cleanup()  # the previous fit's run
+        self._temporary = tempfile.TemporaryDirectory(prefix="ddnmf-") if self.run_dir is None else None
+        run_dir = Path(self.run_dir or self._temporary.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         data = run_dir / DATA_FILE
         np.savez(data, x=np.asarray(x), **({} if y is None else {"y": np.asarray(y, np.int64)}))
         settings = RunSettings(dataset=str(data), clusters=self.n_clusters, run_dir=str(run_dir),
                                quiet=not self.verbose, projector_examples=0)
         self.results_ = run(config, settings, log=print if self.verbose else _silent)
-        self.run_dir = str(run_dir)
+        self.run_dir_ = str(run_dir)
         self._served = load_served(run_dir, log=_silent)
         self.labels_ = np.load(run_dir / directory.ASSIGNMENTS_FILE)
         return self
@@ -97,7 +103,7 @@ class DDNMFClustering:
     def save(self, path):
         """Copy the run directory to `path` (a run directory the package's tools accept); returns `path`."""
         self._check_fitted()
-        shutil.copytree(self.run_dir, path)
+        shutil.copytree(self.run_dir_, path)
         return Path(path)
 
     @classmethod
@@ -107,6 +113,7 @@ class DDNMFClustering:
         settings = directory.load_settings(path)
         estimator = cls(n_clusters=settings.get("clusters", 10), epochs=config.epochs, random_state=config.seed,
                         run_dir=str(path))
+        estimator.run_dir_ = str(path)
         estimator._served = load_served(path, log=_silent)
         results = Path(path) / directory.RESULTS_FILE
         estimator.results_ = directory.read_json(results) if results.is_file() else {"metrics": None}
@@ -117,7 +124,7 @@ class DDNMFClustering:
     def export(self, export_dir, version=None):
         """Export for TensorFlow Serving as `<export_dir>/<version>/`; returns that path."""
         self._check_fitted()
-        return export_run(self.run_dir, export_dir, version)
+        return export_run(self.run_dir_, export_dir, version)
 
     def _outputs(self, x):
         self._check_fitted()
