@@ -358,7 +358,7 @@ def _export_small_model(folder):
 
     from ddnmf_tf import DDNMFConfig
     from ddnmf_tf.model.networks import DDNMF
-    from ddnmf_tf.run import checkpoints
+    from ddnmf_tf.run import checkpoints, outputs
     from ddnmf_tf.serving import export_run
 
     run_dir = folder / "runs" / "small"
@@ -367,6 +367,7 @@ def _export_small_model(folder):
     directory.save_config(run_dir, model.config)
     checkpoints.checkpoint_manager(run_dir, checkpoints.training_checkpoint(model, keras.optimizers.Adam())).save()
     directory.save_cluster_centers(run_dir, np.random.default_rng(0).random((4, 3)).astype(np.float32))
+    outputs.record(run_dir, 1, "kmeans")  # the centres are the outputs of ckpt-1
     export_run(run_dir, folder / "models" / "ddnmf")
 
 
