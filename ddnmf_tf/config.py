@@ -70,6 +70,7 @@ class DDNMFConfig:
     head_confidence: float = 0.9
     head_update_every: int = 0
     head_init_sample: int = 10_000
+    head_shift: int = 0  # pixels: the head epochs' images move by up to this along each axis (images only)
 
     def __post_init__(self):
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))
@@ -168,7 +169,7 @@ def _validate(config: DDNMFConfig) -> None:
         raise ConfigError(
             f"unknown lr_schedule {config.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
         )
-    for name in ("head_epochs", "head_update_every", "head_init_sample", "seed"):
+    for name in ("head_epochs", "head_update_every", "head_init_sample", "head_shift", "seed"):
         check_whole(name, getattr(config, name), 0, ConfigError)
     for width in config.head_layers:
         if not _is_whole(width) or width <= 0:

@@ -168,6 +168,9 @@ def _add_head_flags(parser):
     head.add_argument("--head-init-sample", type=int, default=DEFAULTS.head_init_sample,
                       help="fit UMAP+GMM's first targets on a seeded sample of at most this many training examples; "
                            "the rest take the cluster of their nearest sampled neighbours (0: all)")
+    head.add_argument("--head-shift", type=int, default=DEFAULTS.head_shift, metavar="PIXELS",
+                      help="move each image of the head epochs by up to this many pixels along each axis, clean and "
+                           "noisy copy alike (images only; 0: no move)")
 
     
 

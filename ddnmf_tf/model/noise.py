@@ -9,6 +9,24 @@ import tensorflow as tf
 from ddnmf_tf.config import NOISE_TYPES
 
 
+def shift(rows, shape, pixels, seed):
+    """`rows` [batch, features] of images of `shape` ([h, w] or [h, w, c]), each moved by its own whole number of
+    pixels in [-pixels, pixels] along each axis (vacated pixels 0), drawn from the stateless `seed` (shape [2])."""
+    height, width = shape[:2]
+    channels = shape[2] if len(shape) == 3 else 1
+    batch = tf.shape(rows)[0]
+    moves = tf.random.stateless_uniform([batch, 2], tf.cast(seed, tf.int64), -pixels, pixels + 1, tf.int32)
+    moves = tf.cast(moves, tf.float32)
+    ones, zeros = tf.ones([batch]), tf.zeros([batch])
+    # output (x, y) reads input (x + dx, y + dy): a whole-pixel translation, exact with nearest sampling.
+    transforms = tf.stack([ones, zeros, moves[:, 0], zeros, ones, moves[:, 1], zeros, zeros], axis=1)
+    images = tf.reshape(rows, [batch, height, width, channels])
+    moved = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
+        interpolation="NEAREST", fill_mode="CONSTANT")
+    return tf.reshape(moved, tf.shape(rows))
+
+
 def corrupt(images, noise_type, level, seed, rescale=False):
     """Noisy copy of `images` (values in [0, 1]) drawn from the stateless `seed` (shape [2]).
 

@@ -83,6 +83,9 @@ def _check_inputs(config, settings, trainer, data):
         prechecks.check_head_clusters(settings.run_dir, data.clusters, lambda line: None)
     if config.head_epochs:
         check_head_start(config, len(data.train), data.clusters)
+        if config.head_shift and len(data.preprocessing.shape) not in (2, 3):
+            raise ValueError(f"--head-shift moves images: {data.train.origin} holds examples of shape "
+                             f"{list(data.preprocessing.shape)}")
         if getattr(trainer, "head", None) is None:
             trainer.build_head(data.clusters, len(data.train))
     if data.eval.labeled:

@@ -10,9 +10,10 @@ from ddnmf_tf.config import derive_seed
 from ddnmf_tf.model import losses
 from ddnmf_tf.model.head import ClusteringHead
 from ddnmf_tf.model.networks import DDNMF
-from ddnmf_tf.model.noise import corrupt
+from ddnmf_tf.model.noise import corrupt, shift
 
 SHUFFLE_STREAM = 2  # streams 0 and 1 seed the supervisor's and the student's weights
+SHIFT_STREAM = 3  # the head epochs' translations (config.head_shift)
 
 
 def training_clock():
@@ -37,7 +38,10 @@ def training_batches(values, config, epoch, preprocessing=None, with_numbers=Fal
     keeps one noisy copy for the whole run, drawn from (seed, image number),
     as the authors did. `with_numbers` adds each batch's example numbers
     (int64 [batch]) as a third element: the clustering head looks its
-    targets up by them.
+    targets up by them; with it, `config.head_shift` > 0 moves each image
+    pair (clean and noisy alike) by up to that many pixels along each axis,
+    drawn from (seed, global batch number), for images of
+    `preprocessing.shape`.
     """
     count, width = len(values), math.prod(values.shape[1:])
     scale = preprocessing.apply if preprocessing is not None else (lambda rows: np.asarray(rows, np.float32))
@@ -57,16 +61,25 @@ def training_batches(values, config, epoch, preprocessing=None, with_numbers=Fal
     # an example, so an epoch of a memory-mapped array larger than memory costs no more than a small one.
     order = np.random.default_rng(derive_seed(config.seed, SHUFFLE_STREAM, epoch)).permutation(count)
     batches = tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size).map(clean_rows)
+    first_batch = epoch * math.ceil(count / config.batch_size)
     if config.noise_fixed:
         def noisy_each(clean, numbers):  # each image's own noise, drawn from (seed, image number)
             return clean, tf.map_fn(lambda pair: noisy(pair[0], tf.stack([seed, pair[1]])), (clean, numbers),
                                     fn_output_signature=tf.float32), numbers
         batches = batches.map(noisy_each, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
-        first_batch = epoch * math.ceil(count / config.batch_size)
         batches = batches.enumerate(start=first_batch).map(
             lambda number, batch: (batch[0], noisy(batch[0], tf.stack([seed, number])), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if with_numbers and config.head_shift:
+        shape, pixels = preprocessing.shape, config.head_shift
+        shift_seed = tf.constant(derive_seed(config.seed, SHIFT_STREAM), tf.int64)
+
+        def shifted(number, batch):  # one draw of moves for the pair: the clean and the noisy copy move alike
+            pair_seed = tf.stack([shift_seed, number])
+            return shift(batch[0], shape, pixels, pair_seed), shift(batch[1], shape, pixels, pair_seed), batch[2]
+        batches = batches.enumerate(start=first_batch).map(shifted, num_parallel_calls=tf.data.AUTOTUNE,
+                                                           deterministic=True)
     if not with_numbers:
         batches = batches.map(lambda clean, noisy_rows, numbers: (clean, noisy_rows))
     return batches.prefetch(tf.data.AUTOTUNE)
