@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf.evaluation import scoring_note
+from ddnmf_tf.evaluation import cluster_to_label, scoring_note
 from ddnmf_tf.inference import PREDICT_BATCH, encode, score
 from ddnmf_tf.model.head import NEIGHBOURS, initial_targets, self_labels, start_sample_size
 from ddnmf_tf.model.networks import DDNMF
@@ -168,22 +168,31 @@ class TrainingLoop:
         and head/changed (the share whose target changed)."""
         config, trainer, data = self.config, self.trainer, self.data
         features = encode(trainer.model, data.train.values, data.preprocessing)
-        if trainer.head_steps == 0:
+        if trainer.head_steps == 0 or config.head_refresh == "umap_gmm":
             size = start_sample_size(config.head_init_sample, len(data.train))
-            self.log(f"clustering head: first targets from UMAP+GMM on the H of {size} training examples"
+            self.log(f"clustering head: {'first ' if trainer.head_steps == 0 else ''}targets from UMAP+GMM on the H "
+                     f"of {size} training examples"
                      + (f", the other {len(data.train) - size} from their {NEIGHBOURS} nearest" if size < len(data.train)
                         else ""))
             targets = initial_targets(features, data.clusters, config.seed, self.settings.umap_neighbors,
                                       config.head_init_sample, config.head_confidence)
+            if trainer.head_steps:  # a refit numbers its clusters anew: each takes the head's cluster it matches
+                predicted = self._head_probabilities(features).argmax(axis=1)
+                kept = targets >= 0
+                numbering = cluster_to_label(predicted[kept], targets[kept], data.clusters)
+                targets = np.where(kept, numbering[np.maximum(targets, 0)], -1)
         else:
-            probabilities = np.concatenate([trainer.head(features[start:start + PREDICT_BATCH]).numpy()
-                                            for start in range(0, len(features), PREDICT_BATCH)])
-            targets = self_labels(probabilities, config.head_confidence)
+            targets = self_labels(self._head_probabilities(features), config.head_confidence)
         previous = trainer.targets.numpy()
         if previous.max() >= 0:
             tf.summary.scalar("head/changed", float(np.mean(targets != previous)), step=step)
         tf.summary.scalar("head/targeted", float(np.mean(targets >= 0)), step=step)
         trainer.targets.assign(targets)
+
+    def _head_probabilities(self, features):
+        """The head's probabilities [n, K] of H `features` [n, r]."""
+        return np.concatenate([self.trainer.head(features[start:start + PREDICT_BATCH]).numpy()
+                               for start in range(0, len(features), PREDICT_BATCH)])
 
     def _epoch(self, batches, epoch, progress):
         settings = self.settings
