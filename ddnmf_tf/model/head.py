@@ -14,7 +14,11 @@ example takes the cluster most of its nearest sampled neighbours in H hold.
 An example has a target (y >= 0) only where that cluster is confident: its
 GMM posterior, or its neighbours' mean posterior for it, at least
 `head_confidence`. Every `head_update_every` head steps (0: never) the
-targets become the head's own confident predictions on the clean examples.
+targets become the head's own confident predictions on the clean examples
+(`head_refresh` "head"), or UMAP+GMM's confident clusters refitted on the H
+of that moment, each numbered as the head's cluster it matches
+(`head_refresh` "umap_gmm"). With `head_shift` the head epochs' images (both
+copies of a pair alike) move by up to that many pixels along each axis.
 """
 
 import keras
@@ -101,6 +105,15 @@ def initial_targets(features, clusters, seed, umap_neighbors, sample=0, confiden
 def confident(clusters, confidences, confidence):
     """`clusters` (int [n]) where `confidences` [n] reach `confidence`, -1 elsewhere (int64 [n])."""
     return np.where(np.asarray(confidences) >= confidence, np.asarray(clusters), -1).astype(np.int64)
+
+
+def renumbered(targets, predicted, clusters):
+    """Refitted `targets` (int [n], -1: none) with each cluster numbered as the one of the head's `predicted`
+    clusters (int [n]) it matches (the Hungarian matching ACC uses), so that a refit keeps the head's outputs'
+    meaning (int64 [n])."""
+    targets, kept = np.asarray(targets), np.asarray(targets) >= 0
+    numbering = evaluation.cluster_to_label(np.asarray(predicted)[kept], targets[kept], clusters)
+    return np.where(kept, numbering[np.maximum(targets, 0)], -1).astype(np.int64)
 
 
 def self_labels(probabilities, confidence):

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ddnmf_tf.evaluation import cluster_to_label, scoring_note
+from ddnmf_tf.evaluation import scoring_note
 from ddnmf_tf.inference import PREDICT_BATCH, encode, score
-from ddnmf_tf.model.head import NEIGHBOURS, initial_targets, self_labels, start_sample_size
+from ddnmf_tf.model.head import NEIGHBOURS, initial_targets, renumbered, self_labels, start_sample_size
 from ddnmf_tf.model.networks import DDNMF
 from ddnmf_tf.model.noise import corrupt
 from ddnmf_tf.reporting import summaries
@@ -164,7 +164,7 @@ class TrainingLoop:
 
     def update_targets(self, step):
         """The head's targets: UMAP+GMM's confident clusters before its first step, then its own confident
-        predictions on the clean training examples; writes head/targeted (the share of examples with a target)
+        predictions on the clean training examples (or UMAP+GMM's refitted, `head_refresh`); writes head/targeted (the share of examples with a target)
         and head/changed (the share whose target changed)."""
         config, trainer, data = self.config, self.trainer, self.data
         features = encode(trainer.model, data.train.values, data.preprocessing)
@@ -176,11 +176,8 @@ class TrainingLoop:
                         else ""))
             targets = initial_targets(features, data.clusters, config.seed, self.settings.umap_neighbors,
                                       config.head_init_sample, config.head_confidence)
-            if trainer.head_steps:  # a refit numbers its clusters anew: each takes the head's cluster it matches
-                predicted = self._head_probabilities(features).argmax(axis=1)
-                kept = targets >= 0
-                numbering = cluster_to_label(predicted[kept], targets[kept], data.clusters)
-                targets = np.where(kept, numbering[np.maximum(targets, 0)], -1)
+            if trainer.head_steps:  # a refit numbers its clusters anew
+                targets = renumbered(targets, self._head_probabilities(features).argmax(axis=1), data.clusters)
         else:
             targets = self_labels(self._head_probabilities(features), config.head_confidence)
         previous = trainer.targets.numpy()

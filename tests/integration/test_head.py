@@ -13,7 +13,7 @@ from ddnmf_tf.cli import run as train_run
 from ddnmf_tf.cli.common import given_dests
 from ddnmf_tf.config import ConfigError
 from ddnmf_tf.model import losses
-from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, self_labels
+from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, renumbered, self_labels
 from ddnmf_tf.run import directory
 from ddnmf_tf.training.step import DDNMFTrainer, training_batches
 from tests.helpers import MNIST_IDX, TINY_FLAGS, random_split
@@ -93,6 +93,8 @@ def test_a_sampled_start_is_seeded_and_the_rest_take_their_neighbours_cluster():
     (dict(head_learning_rate=0.0), "head_learning_rate must be a finite number > 0"),
     (dict(head_confidence=1.0), "head_confidence must be in \\[0, 1\\)"),
     (dict(head_init_sample=-1), "head_init_sample must be a whole number >= 0"),
+    (dict(head_shift=-1), "head_shift must be a whole number >= 0"),
+    (dict(head_refresh="kmeans"), "unknown head_refresh 'kmeans'; choose one of head, umap_gmm"),
 ])
 def test_bad_head_settings_are_refused(fields, message):
     with pytest.raises(ConfigError, match=message):
@@ -178,13 +180,21 @@ def _weights(run_dir):
             if name.startswith(("model/", "head/layer", "head/targets"))}
 
 
-def test_a_head_added_to_a_finished_run_and_resumed_mid_phase_trains_the_same_weights(data_dir, tmp_path):
-    straight = _train(data_dir, tmp_path / "straight", "--epochs", "1", "--head-epochs", "3", *HEAD)
+def test_a_refit_numbers_its_clusters_as_the_head_s_clusters_they_match():
+    predicted = np.array([0, 0, 1, 1, 2, 2, 2])
+    refitted = np.array([2, 2, 0, -1, 1, 1, 0])  # the same clusters, numbered otherwise, one example untargeted
+    np.testing.assert_array_equal(renumbered(refitted, predicted, 3), [0, 0, 1, -1, 2, 2, 1])
+
+
+@pytest.mark.parametrize("flags", [[], ["--head-shift", "1", "--head-refresh", "umap_gmm"]], ids=["default", "moved"])
+def test_a_head_added_to_a_finished_run_and_resumed_mid_phase_trains_the_same_weights(data_dir, tmp_path, flags):
+    head = HEAD + flags
+    straight = _train(data_dir, tmp_path / "straight", "--epochs", "1", "--head-epochs", "3", *head)
     chained = tmp_path / "chained"
     assert _train(data_dir, chained, "--epochs", "1", "--head-epochs", "0")["served_clusters"] == "kmeans"
     assert (chained / "cluster_centers.npy").is_file()
     for head_epochs in ("1", "3"):  # a head added to a finished run, then one more stop inside the phase
-        resumed = _train(data_dir, chained, "--resume", "--head-epochs", head_epochs, *HEAD)
+        resumed = _train(data_dir, chained, "--resume", "--head-epochs", head_epochs, *head)
     assert resumed["steps"] == straight["steps"] == 16
     first, second = _weights(tmp_path / "straight"), _weights(chained)
     assert first.keys() == second.keys() and any(name.startswith("head/layer") for name in first)
@@ -192,6 +202,16 @@ def test_a_head_added_to_a_finished_run_and_resumed_mid_phase_trains_the_same_we
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert resumed["metrics"]["served"] == straight["metrics"]["served"]
     assert not (chained / "cluster_centers.npy").exists()  # the K-means centres of the first end are not served
+
+
+def test_head_shift_on_examples_that_are_not_images_is_refused_before_training(tmp_path, capsys):
+    np.save(tmp_path / "vectors.npy", np.random.default_rng(0).random((60, 12)).astype(np.float32))
+    code = train_run.run_cli(train_run.main, TINY_FLAGS + ["--dataset", str(tmp_path / "vectors.npy"), "--clusters",
+                                                           "3", "--run-dir", str(tmp_path / "run"), "--head-shift", "1"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --head-shift moves images: {tmp_path / 'vectors.npy'} holds examples of shape [12]"]
+    assert not list((tmp_path / "run").glob("checkpoints/ckpt-*"))
 
 
 def test_a_start_sample_too_small_to_cluster_is_refused_before_training(data_dir, tmp_path, capsys):
