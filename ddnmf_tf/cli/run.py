@@ -163,8 +163,8 @@ def _add_head_flags(parser):
                       help="an example is a target only when its cluster's probability (GMM posterior, or the "
                            "head's own) is at least this, in [0, 1)")
     head.add_argument("--head-update-every", type=int, default=DEFAULTS.head_update_every,
-                      help="head steps between refreshes of the targets from the head's own confident predictions "
-                           "(self-labelling; 0: UMAP+GMM's targets throughout)")
+                      help="head steps between refreshes of the targets (--head-refresh; 0: the first UMAP+GMM "
+                           "targets throughout)")
     head.add_argument("--head-init-sample", type=int, default=DEFAULTS.head_init_sample,
                       help="fit UMAP+GMM's first targets on a seeded sample of at most this many training examples; "
                            "the rest take the cluster of their nearest sampled neighbours (0: all)")
