@@ -12,7 +12,6 @@ import numpy as np
 NOISE_TYPES = ("masking", "gaussian", "salt_and_pepper")
 LR_SCHEDULES = ("constant", "cosine", "step", "warmup", "restarts")  # training.learning_rate_at
 LOSS_REDUCTIONS = ("mean", "sum")  # of each squared error over a layer's features (ddnmf_tf.model.losses)
-HEAD_REFRESHES = ("head", "umap_gmm")  # what refreshes the clustering head's targets (ddnmf_tf.training.loop)
 LOSS_WEIGHTS = ("alpha", "beta", "gamma", "reconstruction_weight")  # of the DDNMF epochs' loss; one must be > 0
 
 
@@ -71,7 +70,7 @@ class DDNMFConfig:
     head_confidence: float = 0.9
     head_update_every: int = 0
     head_init_sample: int = 10_000
-    head_refresh: str = "head"  # what refreshes the targets every head_update_every steps: "head" or "umap_gmm"
+    head_refits: int = 0  # UMAP+GMM refits of the targets, at head epochs spread evenly (model.head.refit_epochs)
     head_shift: int = 0  # pixels: the head epochs' images move by up to this along each axis (images only)
 
     def __post_init__(self):
@@ -171,13 +170,11 @@ def _validate(config: DDNMFConfig) -> None:
         raise ConfigError(
             f"unknown lr_schedule {config.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
         )
-    for name in ("head_epochs", "head_update_every", "head_init_sample", "head_shift", "seed"):
+    for name in ("head_epochs", "head_update_every", "head_init_sample", "head_refits", "head_shift", "seed"):
         check_whole(name, getattr(config, name), 0, ConfigError)
     for width in config.head_layers:
         if not _is_whole(width) or width <= 0:
             raise ConfigError(f"head_layers must be positive whole numbers, got {list(config.head_layers)!r}")
-    if config.head_refresh not in HEAD_REFRESHES:
-        raise ConfigError(f"unknown head_refresh {config.head_refresh!r}; choose one of {', '.join(HEAD_REFRESHES)}")
     if not _is_number(config.head_confidence) or not 0 <= config.head_confidence < 1:
         raise ConfigError(f"head_confidence must be in [0, 1), got {config.head_confidence!r}")
     if not _is_number(config.head_learning_rate) or not 0 < config.head_learning_rate < math.inf:

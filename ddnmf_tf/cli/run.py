@@ -15,7 +15,7 @@ import dataclasses
 import sys
 
 from ddnmf_tf.cli.common import CLIParser, add_clusterers_flag, comma_separated, given_dests, run_cli
-from ddnmf_tf.config import HEAD_REFRESHES, LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
+from ddnmf_tf.config import LOSS_REDUCTIONS, LR_SCHEDULES, NOISE_TYPES, PRESETS, DDNMFConfig
 from ddnmf_tf.data import COLOR_MODES, DATASETS, SOURCES, SPLITS
 from ddnmf_tf.evaluation import UMAP_NEIGHBORS
 from ddnmf_tf.reporting.projector import PROJECTOR_EXAMPLES
@@ -163,14 +163,14 @@ def _add_head_flags(parser):
                       help="an example is a target only when its cluster's probability (GMM posterior, or the "
                            "head's own) is at least this, in [0, 1)")
     head.add_argument("--head-update-every", type=int, default=DEFAULTS.head_update_every,
-                      help="head steps between refreshes of the targets (--head-refresh; 0: the first UMAP+GMM "
-                           "targets throughout)")
+                      help="head steps between refreshes of the targets from the head's own confident predictions "
+                           "(self-labelling; 0: never)")
     head.add_argument("--head-init-sample", type=int, default=DEFAULTS.head_init_sample,
                       help="fit UMAP+GMM's first targets on a seeded sample of at most this many training examples; "
                            "the rest take the cluster of their nearest sampled neighbours (0: all)")
-    head.add_argument("--head-refresh", choices=HEAD_REFRESHES, default=DEFAULTS.head_refresh,
-                      help="what refreshes the targets every --head-update-every steps: the head's own confident "
-                           "predictions, or UMAP+GMM refitted on the H of that moment")
+    head.add_argument("--head-refits", type=int, default=DEFAULTS.head_refits,
+                      help="refit UMAP+GMM's targets on the H of that moment at this many head epochs, spread evenly "
+                           "over the head phase (each cluster numbered as the head's cluster it matches)")
     head.add_argument("--head-shift", type=int, default=DEFAULTS.head_shift, metavar="PIXELS",
                       help="move each image of the head epochs by up to this many pixels along each axis, clean and "
                            "noisy copy alike (images only; 0: no move)")

@@ -13,12 +13,13 @@ on a seeded sample of at most `head_init_sample` examples; every other
 example takes the cluster most of its nearest sampled neighbours in H hold.
 An example has a target (y >= 0) only where that cluster is confident: its
 GMM posterior, or its neighbours' mean posterior for it, at least
-`head_confidence`. Every `head_update_every` head steps (0: never) the
-targets become the head's own confident predictions on the clean examples
-(`head_refresh` "head"), or UMAP+GMM's confident clusters refitted on the H
-of that moment, each numbered as the head's cluster it matches
-(`head_refresh` "umap_gmm"). With `head_shift` the head epochs' images (both
-copies of a pair alike) move by up to that many pixels along each axis.
+`head_confidence`. At `head_refits` head epochs spread evenly over the
+phase (`refit_epochs`) UMAP+GMM is refitted on the H of that moment and its
+confident clusters, each numbered as the head's cluster it matches, become
+the targets; every `head_update_every` head steps (0: never) the targets
+become the head's own confident predictions on the clean examples. With
+`head_shift` the head epochs' images (both copies of a pair alike) move by
+up to that many pixels along each axis.
 """
 
 import keras
@@ -105,6 +106,13 @@ def initial_targets(features, clusters, seed, umap_neighbors, sample=0, confiden
 def confident(clusters, confidences, confidence):
     """`clusters` (int [n]) where `confidences` [n] reach `confidence`, -1 elsewhere (int64 [n])."""
     return np.where(np.asarray(confidences) >= confidence, np.asarray(clusters), -1).astype(np.int64)
+
+
+def refit_epochs(config):
+    """The head epochs (0-based, within the head phase) at whose start UMAP+GMM refits the targets: `head_refits`
+    of them, evenly spaced, as a set (head_epochs 10, head_refits 1: {5})."""
+    epochs, refits = config.head_epochs, config.head_refits
+    return {epochs * number // (refits + 1) for number in range(1, refits + 1)} - {0}
 
 
 def renumbered(targets, predicted, clusters):

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from ddnmf_tf.evaluation import scoring_note
 from ddnmf_tf.inference import PREDICT_BATCH, encode, score
-from ddnmf_tf.model.head import NEIGHBOURS, initial_targets, renumbered, self_labels, start_sample_size
+from ddnmf_tf.model.head import (NEIGHBOURS, initial_targets, refit_epochs, renumbered, self_labels,
+                                 start_sample_size)
 from ddnmf_tf.model.networks import DDNMF
 from ddnmf_tf.model.noise import corrupt
 from ddnmf_tf.reporting import summaries
@@ -162,13 +163,13 @@ class TrainingLoop:
         return evaluate_scores(self.trainer.model, self.data, self.config, self.settings, int(self.trainer.step),
                          self.log, self.cluster_seed)
 
-    def update_targets(self, step):
-        """The head's targets: UMAP+GMM's confident clusters before its first step, then its own confident
-        predictions on the clean training examples (or UMAP+GMM's refitted, `head_refresh`); writes head/targeted (the share of examples with a target)
-        and head/changed (the share whose target changed)."""
+    def update_targets(self, step, refit):
+        """The head's targets: UMAP+GMM's confident clusters before its first step and at each of its
+        `head_refits` (`refit`), else its own confident predictions on the clean training examples; writes
+        head/targeted (the share of examples with a target) and head/changed (the share whose target changed)."""
         config, trainer, data = self.config, self.trainer, self.data
         features = encode(trainer.model, data.train.values, data.preprocessing)
-        if trainer.head_steps == 0 or config.head_refresh == "umap_gmm":
+        if refit:
             size = start_sample_size(config.head_init_sample, len(data.train))
             self.log(f"clustering head: {'first ' if trainer.head_steps == 0 else ''}targets from UMAP+GMM on the H "
                      f"of {size} training examples"
@@ -196,8 +197,9 @@ class TrainingLoop:
         head_epoch = epoch >= self.config.epochs
         sums, steps = defaultdict(float), 0
         for batch in batches:
-            if head_epoch and self._refresh_due():
-                self.update_targets(int(self.trainer.step))
+            due = head_epoch and self._refresh_due()
+            if due:
+                self.update_targets(int(self.trainer.step), due == "umap_gmm")
             values, step = self._step(batch, head_epoch)
             check_finite(values, step, self.run_dir)
             if settings.summary_every and step % settings.summary_every == 0:
@@ -212,10 +214,13 @@ class TrainingLoop:
             summaries.write_losses({name: total / steps for name, total in sums.items()}, epoch + 1, "epoch_loss")
 
     def _refresh_due(self):
-        """Whether the head's targets are (re)computed before its next step: before its first, then every
-        head_update_every steps when that is set."""
+        """What (re)computes the head's targets before its next step, or None: "umap_gmm" before its first and at
+        the start of each head epoch of `refit_epochs`, else "head" every head_update_every steps (when set)."""
         head_steps, every = self.trainer.head_steps, self.config.head_update_every
-        return head_steps == 0 or bool(every and head_steps % every == 0)
+        epoch, within = divmod(head_steps, self._steps_per_epoch)
+        if head_steps == 0 or (within == 0 and epoch in refit_epochs(self.config)):
+            return "umap_gmm"
+        return "head" if every and head_steps % every == 0 else None
 
     def _step(self, batch, head_epoch):
         """One training step (of the head phase in a head epoch): its loss terms as Python floats, and the step

@@ -13,7 +13,7 @@ from ddnmf_tf.cli import run as train_run
 from ddnmf_tf.cli.common import given_dests
 from ddnmf_tf.config import ConfigError
 from ddnmf_tf.model import losses
-from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, renumbered, self_labels
+from ddnmf_tf.model.head import ClusteringHead, confident, initial_targets, refit_epochs, renumbered, self_labels
 from ddnmf_tf.run import directory
 from ddnmf_tf.training.step import DDNMFTrainer, training_batches
 from tests.helpers import MNIST_IDX, TINY_FLAGS, random_split
@@ -94,7 +94,7 @@ def test_a_sampled_start_is_seeded_and_the_rest_take_their_neighbours_cluster():
     (dict(head_confidence=1.0), "head_confidence must be in \\[0, 1\\)"),
     (dict(head_init_sample=-1), "head_init_sample must be a whole number >= 0"),
     (dict(head_shift=-1), "head_shift must be a whole number >= 0"),
-    (dict(head_refresh="kmeans"), "unknown head_refresh 'kmeans'; choose one of head, umap_gmm"),
+    (dict(head_refits=-1), "head_refits must be a whole number >= 0"),
 ])
 def test_bad_head_settings_are_refused(fields, message):
     with pytest.raises(ConfigError, match=message):
@@ -180,13 +180,20 @@ def _weights(run_dir):
             if name.startswith(("model/", "head/layer", "head/targets"))}
 
 
+def test_refits_are_spread_evenly_over_the_head_epochs():
+    assert refit_epochs(DDNMFConfig(head_epochs=10, head_refits=1)) == {5}
+    assert refit_epochs(DDNMFConfig(head_epochs=10, head_refits=3)) == {2, 5, 7}
+    assert refit_epochs(DDNMFConfig(head_epochs=10, head_refits=0)) == set()
+    assert refit_epochs(DDNMFConfig(head_epochs=1, head_refits=2)) == set()  # no epoch after the first to refit at
+
+
 def test_a_refit_numbers_its_clusters_as_the_head_s_clusters_they_match():
     predicted = np.array([0, 0, 1, 1, 2, 2, 2])
     refitted = np.array([2, 2, 0, -1, 1, 1, 0])  # the same clusters, numbered otherwise, one example untargeted
     np.testing.assert_array_equal(renumbered(refitted, predicted, 3), [0, 0, 1, -1, 2, 2, 1])
 
 
-@pytest.mark.parametrize("flags", [[], ["--head-shift", "1", "--head-refresh", "umap_gmm"]], ids=["default", "moved"])
+@pytest.mark.parametrize("flags", [[], ["--head-shift", "1", "--head-refits", "1"]], ids=["default", "moved"])
 def test_a_head_added_to_a_finished_run_and_resumed_mid_phase_trains_the_same_weights(data_dir, tmp_path, flags):
     head = HEAD + flags
     straight = _train(data_dir, tmp_path / "straight", "--epochs", "1", "--head-epochs", "3", *head)
