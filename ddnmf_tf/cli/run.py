@@ -173,7 +173,7 @@ def _add_head_flags(parser):
                            "over the head phase (each cluster numbered as the head's cluster it matches)")
     head.add_argument("--head-shift", type=int, default=DEFAULTS.head_shift, metavar="PIXELS",
                       help="move each image of the head epochs by up to this many pixels along each axis, clean and "
-                           "noisy copy alike (images only; 0: no move)")
+                           "noisy copy alike (examples that are not images are not moved; 0: no move)")
 
     
 

@@ -9,6 +9,11 @@ import tensorflow as tf
 from ddnmf_tf.config import NOISE_TYPES
 
 
+def is_image_shape(shape):
+    """Whether examples of `shape` are images `shift` can move: [h, w] or [h, w, c]."""
+    return len(shape) in (2, 3)
+
+
 def shift(rows, shape, pixels, seed):
     """`rows` [batch, features] of images of `shape` ([h, w] or [h, w, c]), each moved by its own whole number of
     pixels in [-pixels, pixels] along each axis (vacated pixels 0), drawn from the stateless `seed` (shape [2])."""

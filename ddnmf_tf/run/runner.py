@@ -13,6 +13,7 @@ from ddnmf_tf.data import fingerprint
 from ddnmf_tf.data.preprocessing import save_preprocessing
 from ddnmf_tf.files import write_json
 from ddnmf_tf.inference import Served, encode, score_served
+from ddnmf_tf.model.noise import is_image_shape
 from ddnmf_tf.reporting import pictures, summaries
 from ddnmf_tf.run import checkpoints, directory, outputs, prechecks, resume
 from ddnmf_tf.run.inputs import check_head_start, load_run_data
@@ -44,7 +45,7 @@ def run(config, settings, trainer=None, log=print):
     _check_directory(run_dir, config, settings, chief)  # reads only: a bad flag fails before the data is read
     data = load_run_data(settings, config.seed)
     config, trainer = _build_trainer(config, trainer, data, strategy)
-    _check_inputs(config, settings, trainer, data)
+    _check_inputs(config, settings, trainer, data, log)
     record = _record(settings, data)
     if settings.resume:
         resume.check_same_data(run_dir, {"train": record["fingerprints"]["train"]})
@@ -76,16 +77,16 @@ def _build_trainer(config, trainer, data, strategy):
     return config, trainer
 
 
-def _check_inputs(config, settings, trainer, data):
+def _check_inputs(config, settings, trainer, data, log):
     """The checks on the data that would otherwise fail after training; builds the clustering head."""
     prechecks.check_clusters_fit(len(data.train), data.clusters, data.train.origin)
     if settings.resume and config.head_epochs:
         prechecks.check_head_clusters(settings.run_dir, data.clusters, lambda line: None)
     if config.head_epochs:
         check_head_start(config, len(data.train), data.clusters)
-        if config.head_shift and len(data.preprocessing.shape) not in (2, 3):
-            raise ValueError(f"--head-shift moves images: {data.train.origin} holds examples of shape "
-                             f"{list(data.preprocessing.shape)}")
+        if config.head_shift and not is_image_shape(data.preprocessing.shape):
+            log(f"--head-shift {config.head_shift}: {data.train.origin} holds examples of shape "
+                f"{list(data.preprocessing.shape)}, not images: the head epochs move nothing")
         if getattr(trainer, "head", None) is None:
             trainer.build_head(data.clusters, len(data.train))
     if data.eval.labeled:

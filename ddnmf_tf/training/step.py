@@ -10,7 +10,7 @@ from ddnmf_tf.config import derive_seed
 from ddnmf_tf.model import losses
 from ddnmf_tf.model.head import ClusteringHead
 from ddnmf_tf.model.networks import DDNMF
-from ddnmf_tf.model.noise import corrupt, shift
+from ddnmf_tf.model.noise import corrupt, is_image_shape, shift
 
 SHUFFLE_STREAM = 2  # streams 0 and 1 seed the supervisor's and the student's weights
 SHIFT_STREAM = 3  # the head epochs' translations (config.head_shift)
@@ -40,8 +40,8 @@ def training_batches(values, config, epoch, preprocessing=None, with_numbers=Fal
     (int64 [batch]) as a third element: the clustering head looks its
     targets up by them; with it, `config.head_shift` > 0 moves each image
     pair (clean and noisy alike) by up to that many pixels along each axis,
-    drawn from (seed, global batch number), for images of
-    `preprocessing.shape`.
+    drawn from (seed, global batch number), where `preprocessing.shape` is
+    an image's (examples of other shapes are not moved).
     """
     count, width = len(values), math.prod(values.shape[1:])
     scale = preprocessing.apply if preprocessing is not None else (lambda rows: np.asarray(rows, np.float32))
@@ -71,7 +71,7 @@ def training_batches(values, config, epoch, preprocessing=None, with_numbers=Fal
         batches = batches.enumerate(start=first_batch).map(
             lambda number, batch: (batch[0], noisy(batch[0], tf.stack([seed, number])), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if with_numbers and config.head_shift:
+    if with_numbers and config.head_shift and is_image_shape(preprocessing.shape):
         shape, pixels = preprocessing.shape, config.head_shift
         shift_seed = tf.constant(derive_seed(config.seed, SHIFT_STREAM), tf.int64)
 
