@@ -8,7 +8,7 @@ import tensorflow as tf
 from bench.common import random_batches, random_images
 from ddnmf_tf.config import DDNMFConfig
 from ddnmf_tf.inference import encode
-from ddnmf_tf.model.head import initial_targets, self_labels, start_sample_size
+from ddnmf_tf.model.head import initial_targets, refit_epochs, self_labels, start_sample_size
 from ddnmf_tf.reporting.machine import load_average
 from ddnmf_tf.training.step import DDNMFTrainer
 
@@ -59,10 +59,13 @@ def bench_head(sizes):
         ddnmf_seconds = epochs * examples / ddnmf_rate
         # The start scales about linearly with the examples it fits (at most head_init_sample); its encoding of
         # the whole set and each refresh are priced as one refresh.
-        head_seconds = (config.head_epochs * examples / head_rate + (refreshes + 1) * examples * refresh_per_image
-                        + seconds["start"] * start_sample_size(config.head_init_sample, examples) / sample)
+        # Each of the head_refits refits costs what the start does.
+        starts = 1 + len(refit_epochs(config))
+        head_seconds = (config.head_epochs * examples / head_rate + (refreshes + starts) * examples * refresh_per_image
+                        + starts * seconds["start"] * start_sample_size(config.head_init_sample, examples) / sample)
         runs[name] = {"ddnmf_seconds": round(ddnmf_seconds, 1), "head_seconds": round(head_seconds, 1),
-                      "head_share": round(head_seconds / ddnmf_seconds, 3), "refreshes": refreshes}
+                      "head_share": round(head_seconds / ddnmf_seconds, 3), "refreshes": refreshes,
+                      "refits": starts - 1}
     return {"ddnmf_images_per_s": round(ddnmf_rate, 1), "head_images_per_s": round(head_rate, 1),
             "head_step_cost": round(ddnmf_rate / head_rate, 3),
             "refresh_seconds_per_10k": round(refresh_per_image * 10_000, 3),

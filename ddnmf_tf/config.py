@@ -61,17 +61,18 @@ class DDNMFConfig:
 
     # The clustering head (ddnmf_tf.model.head): a softmax MLP on H trained for head_epochs after the DDNMF epochs
     # (0: none, K-means's centres are served), jointly with L_in, on UMAP+GMM's confident clusters of a sample
-    # of at most head_init_sample training examples (0: all), then on its own confident predictions every
-    # head_update_every steps (0: never). docs/results.md, "The served clusters", measures these defaults.
-    head_epochs: int = 5
+    # of at most head_init_sample training examples (0: all), refitted head_refits times, on images moved by
+    # up to head_shift pixels, and on its own confident predictions every head_update_every steps (0: never).
+    # docs/results.md, "The served clusters", measures these defaults.
+    head_epochs: int = 10
     head_layers: Tuple[int, ...] = (256, 256)
     head_weight: float = 1.0
     head_learning_rate: float = 1e-3
     head_confidence: float = 0.9
     head_update_every: int = 0
     head_init_sample: int = 10_000
-    head_refits: int = 0  # UMAP+GMM refits of the targets, at head epochs spread evenly (model.head.refit_epochs)
-    head_shift: int = 0  # pixels: the head epochs' images move by up to this along each axis (images only)
+    head_refits: int = 1  # UMAP+GMM refits of the targets, at head epochs spread evenly (model.head.refit_epochs)
+    head_shift: int = 2  # pixels: the head epochs' images move by up to this along each axis (images only)
 
     def __post_init__(self):
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))

@@ -41,7 +41,8 @@ def training_batches(values, config, epoch, preprocessing=None, with_numbers=Fal
     targets up by them; with it, `config.head_shift` > 0 moves each image
     pair (clean and noisy alike) by up to that many pixels along each axis,
     drawn from (seed, global batch number), where `preprocessing.shape` is
-    an image's (examples of other shapes are not moved).
+    an image's (examples of other shapes, or without `preprocessing`, are
+    not moved).
     """
     count, width = len(values), math.prod(values.shape[1:])
     scale = preprocessing.apply if preprocessing is not None else (lambda rows: np.asarray(rows, np.float32))
@@ -71,7 +72,7 @@ def training_batches(values, config, epoch, preprocessing=None, with_numbers=Fal
         batches = batches.enumerate(start=first_batch).map(
             lambda number, batch: (batch[0], noisy(batch[0], tf.stack([seed, number])), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if with_numbers and config.head_shift and is_image_shape(preprocessing.shape):
+    if with_numbers and config.head_shift and preprocessing is not None and is_image_shape(preprocessing.shape):
         shape, pixels = preprocessing.shape, config.head_shift
         shift_seed = tf.constant(derive_seed(config.seed, SHIFT_STREAM), tf.int64)
 
