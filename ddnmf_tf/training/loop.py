@@ -11,8 +11,7 @@ import tensorflow as tf
 
 from ddnmf_tf.evaluation import scoring_note
 from ddnmf_tf.inference import PREDICT_BATCH, encode, score
-from ddnmf_tf.model.head import (NEIGHBOURS, initial_targets, refit_epochs, renumbered, self_labels,
-                                 start_sample_size)
+from ddnmf_tf.model.head import NEIGHBOURS, initial_targets, refit_epochs, renumbered, self_labels, start_sample_size
 from ddnmf_tf.model.networks import DDNMF
 from ddnmf_tf.model.noise import corrupt
 from ddnmf_tf.reporting import summaries
