@@ -7,6 +7,7 @@ import random
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -191,13 +192,21 @@ def test_one_writer_per_run_directory(data_dir, tmp_path, capsys):
 
 
 def test_two_processes_starting_on_one_run_directory_one_is_refused(tmp_path):
-    """O_EXCL: of two lockers racing for the same directory, exactly one holds it."""
-    script = ("import sys, time; from ddnmf_tf.run.lock import RunLock\n"
+    """O_EXCL: of two lockers racing for the same directory, exactly one holds it (until the other has tried)."""
+    release = tmp_path / "release"
+    script = ("import os, sys, time; from ddnmf_tf.run.lock import RunLock\n"
               "try:\n    lock = RunLock(sys.argv[1], log=lambda line: None).__enter__()\n"
               "except OSError as error:\n    print('refused'); sys.exit(0)\n"
-              "print('held'); sys.stdout.flush(); time.sleep(3)\n")
-    processes = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
-                                  text=True) for _ in range(2)]
+              "print('held'); sys.stdout.flush()\n"
+              "while not os.path.exists(sys.argv[2]):\n    time.sleep(0.05)\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(run_dir), str(release)], cwd=ROOT,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    deadline = time.monotonic() + 120
+    while all(process.poll() is None for process in processes) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the holder waits for `release`; the other ends once it has tried
+    release.touch()
     outcomes = sorted(process.communicate(timeout=120)[0].strip() for process in processes)
     assert outcomes == ["held", "refused"]
 
