@@ -6,7 +6,8 @@ the DDNMF epochs it trains with the networks for `head_epochs` (SCAN's
 self-labelling step, on H):
 
     p(j | x) = softmax(MLP(H(x)))_j                                         the served clusters
-    L        = L_in + head_weight * mean_i [y_i >= 0] (-log p(y_i | x~_i))   x~: the student's noisy copy
+    CE(x)    = mean_i [y_i >= 0] (-log p(y_i | x_i))
+    L        = L_in + head_weight * (CE(x~) + CE(x)) / 2                     x~: the student's noisy copy
 
 The first targets y are UMAP+GMM's clusters of the training set's H, fitted
 on a seeded sample of at most `head_init_sample` examples; every other

@@ -208,14 +208,16 @@ class DDNMFTrainer:
     def _head_step(self, clean, noisy, numbers, global_batch_size=None):
         """One update of the model and the head from L_in + head_weight CE; total is their sum.
 
-        CE is the head's cross-entropy on the NOISY batch's H against the
-        targets of the batch's examples (by their numbers): the prediction on
-        the student's noisy copy is trained toward the clean example's target.
+        CE is the mean of the head's cross-entropies on the noisy batch's H
+        and on the clean batch's H against the targets of the batch's examples
+        (by their numbers): the prediction on the student's noisy copy and on
+        the clean example (what is served) are both trained toward the target.
         """
         with tf.GradientTape() as tape:
             terms = self.compute_losses(clean, noisy, global_batch_size)
-            logits = self.head.logits(self.model(noisy))
-            terms["head"] = losses.clustering_loss(tf.gather(self.targets, numbers), logits, global_batch_size)
+            targets = tf.gather(self.targets, numbers)
+            terms["head"] = 0.5 * (losses.clustering_loss(targets, self.head.logits(self.model(noisy)), global_batch_size)
+                                   + losses.clustering_loss(targets, self.head.logits(self.model(clean)), global_batch_size))
             terms["total"] = terms["total"] + self.config.head_weight * terms["head"]
         variables = self._head_variables
         self.head_optimizer.apply_gradients(zip(tape.gradient(terms["total"], variables), variables))

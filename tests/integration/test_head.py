@@ -116,8 +116,14 @@ def test_the_head_step_moves_the_head_and_the_networks(small_config):
     trainer.targets.assign(np.arange(64) % 3)
     before = [trainer.head.kernel_0.numpy(), trainer.model.student.nmf.encoding_kernel.numpy()]
     clean, noisy, numbers = next(iter(training_batches(values, config, 1, with_numbers=True)))
+    targets = tf.gather(trainer.targets, numbers)
+    on_noisy, on_clean = (float(losses.clustering_loss(targets, trainer.head.logits(trainer.model(batch))))
+                          for batch in (noisy, clean))
+    assert on_noisy != pytest.approx(on_clean, rel=1e-3)
     terms = trainer.head_step(clean, noisy, numbers)
     assert terms["head"] > 0 and trainer.step == 1 and trainer.head_steps == 1
+    # the cross-entropy trains the served prediction (the clean example's) beside the noisy copy's
+    assert float(terms["head"]) == pytest.approx((on_noisy + on_clean) / 2, rel=1e-5)
     weighted = (config.alpha * terms["sym"] + config.beta * terms["ap"] + config.gamma * terms["nc"]
                 + config.reconstruction_weight * terms["rec"] + config.head_weight * terms["head"])
     assert float(terms["total"]) == pytest.approx(float(weighted), rel=1e-6)
