@@ -44,7 +44,7 @@ def bench_head(sizes):
     best = {}
     for _ in range(sizes.rounds + 1):  # the first round compiles and warms up, and is dropped
         for name, work in (("ddnmf", ddnmf_steps), ("head", head_steps), ("refresh", refresh),
-                           ("start", lambda: initial_targets(features[:sample], 10, 0, 100))):
+                           ("start", lambda: initial_targets(features[:sample], 10, 0, config.head_umap_neighbors))):
             started = time.perf_counter()
             work()
             best.setdefault(name, []).append(time.perf_counter() - started)

@@ -61,7 +61,8 @@ class DDNMFConfig:
 
     # The clustering head (ddnmf_tf.model.head): a softmax MLP on H trained for head_epochs after the DDNMF epochs
     # (0: none, K-means's centres are served), jointly with L_in, on UMAP+GMM's confident clusters of a sample
-    # of at most head_init_sample training examples (0: all), refitted head_refits times, on images moved by
+    # of at most head_init_sample training examples (0: all) embedded with head_umap_neighbors neighbours,
+    # refitted head_refits times, on images moved by
     # up to head_shift pixels, and on its own confident predictions every head_update_every steps (0: never).
     # docs/results.md, "The served clusters", measures these defaults.
     head_epochs: int = 10
@@ -71,6 +72,7 @@ class DDNMFConfig:
     head_confidence: float = 0.9
     head_update_every: int = 0
     head_init_sample: int = 10_000
+    head_umap_neighbors: int = 100  # the UMAP neighbours of the head's targets (scoring has its own, --umap-neighbors)
     head_refits: int = 1  # UMAP+GMM refits of the targets, at head epochs spread evenly (model.head.refit_epochs)
     head_shift: int = 2  # pixels: the head epochs' images move by up to this along each axis (images only)
 
@@ -173,6 +175,7 @@ def _validate(config: DDNMFConfig) -> None:
         )
     for name in ("head_epochs", "head_update_every", "head_init_sample", "head_refits", "head_shift", "seed"):
         check_whole(name, getattr(config, name), 0, ConfigError)
+    check_whole("head_umap_neighbors", config.head_umap_neighbors, 2, ConfigError)
     for width in config.head_layers:
         if not _is_whole(width) or width <= 0:
             raise ConfigError(f"head_layers must be positive whole numbers, got {list(config.head_layers)!r}")

@@ -168,6 +168,9 @@ def _add_head_flags(parser):
     head.add_argument("--head-init-sample", type=int, default=DEFAULTS.head_init_sample,
                       help="fit UMAP+GMM's first targets on a seeded sample of at most this many training examples; "
                            "the rest take the cluster of their nearest sampled neighbours (0: all)")
+    head.add_argument("--head-umap-neighbors", type=int, default=DEFAULTS.head_umap_neighbors, metavar="N",
+                      help="neighbours of the UMAP that gives the head's targets (the scores' UMAP clusterers take "
+                           "--umap-neighbors)")
     head.add_argument("--head-refits", type=int, default=DEFAULTS.head_refits,
                       help="refit UMAP+GMM's targets on the H of that moment at this many head epochs, spread evenly "
                            "over the head phase (each cluster numbered as the head's cluster it matches)")

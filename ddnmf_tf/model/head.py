@@ -9,9 +9,10 @@ self-labelling step, on H):
     CE(x)    = mean_i [y_i >= 0] (-log p(y_i | x_i))
     L        = L_in + head_weight * (CE(x~) + CE(x)) / 2                     x~: the student's noisy copy
 
-The first targets y are UMAP+GMM's clusters of the training set's H, fitted
-on a seeded sample of at most `head_init_sample` examples; every other
-example takes the cluster most of its nearest sampled neighbours in H hold.
+The first targets y are UMAP+GMM's clusters of the training set's H (UMAP
+with `head_umap_neighbors` neighbours), fitted on a seeded sample of at most
+`head_init_sample` examples; every other example takes the cluster most of
+its nearest sampled neighbours in H hold.
 An example has a target (y >= 0) only where that cluster is confident: its
 GMM posterior, or its neighbours' mean posterior for it, at least
 `head_confidence`. At `head_refits` head epochs spread evenly over the

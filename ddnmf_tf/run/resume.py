@@ -11,7 +11,7 @@ RESUMABLE_CHANGES = ("epochs", "learning_rate", "jit_compile", "head_epochs", "h
 
 # The clustering head's other fields may change until the head has trained a step.
 HEAD_FIELDS = ("head_layers", "head_weight", "head_confidence", "head_update_every", "head_init_sample",
-               "head_refits", "head_shift")
+               "head_umap_neighbors", "head_refits", "head_shift")
 
 
 RESUMABLE_SETTINGS = ("source", "data_dir", "eval_dataset", "eval_limit", "clusters", "eval_every", "summary_every",

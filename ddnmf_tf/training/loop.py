@@ -174,7 +174,7 @@ class TrainingLoop:
                      f"of {size} training examples"
                      + (f", the other {len(data.train) - size} from their {NEIGHBOURS} nearest" if size < len(data.train)
                         else ""))
-            targets = initial_targets(features, data.clusters, config.seed, self.settings.umap_neighbors,
+            targets = initial_targets(features, data.clusters, config.seed, config.head_umap_neighbors,
                                       config.head_init_sample, config.head_confidence)
             if trainer.head_steps:  # a refit numbers its clusters anew
                 targets = renumbered(targets, self._head_probabilities(features).argmax(axis=1), data.clusters)

@@ -48,7 +48,7 @@ def runs(tmp_path_factory):
         folder = tmp_path_factory.mktemp(rule)
         x, labels, clusters = _dataset(rule, rng)
         np.savez(folder / "data.npz", x=x, **({} if labels is None else {"y": labels}))
-        head = ["--head-epochs", "1", "--head-layers", "8", "--head-init-sample", "0", "--umap-neighbors", "5"]
+        head = ["--head-epochs", "1", "--head-layers", "8", "--head-init-sample", "0", "--head-umap-neighbors", "5"]
         argv = ["--dataset", folder / "data.npz", "--run-dir", folder / "run", "--export-dir", folder / "models",
                 "--layers", "8", "--rank", "3", "--epochs", "1", "--batch-size", "20", "--clusters", clusters,
                 "--clusterers", "kmeans", "--projector-examples", "0", "--no-jit", "--quiet",

@@ -94,12 +94,23 @@ def test_a_sampled_start_is_seeded_and_the_rest_take_their_neighbours_cluster():
     (dict(head_learning_rate=0.0), "head_learning_rate must be a finite number > 0"),
     (dict(head_confidence=1.0), "head_confidence must be in \\[0, 1\\)"),
     (dict(head_init_sample=-1), "head_init_sample must be a whole number >= 0"),
+    (dict(head_umap_neighbors=1), "head_umap_neighbors must be a whole number >= 2"),
     (dict(head_shift=-1), "head_shift must be a whole number >= 0"),
     (dict(head_refits=-1), "head_refits must be a whole number >= 0"),
 ])
 def test_bad_head_settings_are_refused(fields, message):
     with pytest.raises(ConfigError, match=message):
         DDNMFConfig(**fields)
+
+
+def test_the_head_s_targets_take_their_own_umap_neighbours_not_the_scores(data_dir, tmp_path, monkeypatch):
+    embedded = []
+    original = evaluation.embed_umap
+    monkeypatch.setattr(evaluation, "embed_umap", lambda features, width, seed, neighbours=evaluation.UMAP_NEIGHBORS:
+                        embedded.append(neighbours) or original(features, width, seed, neighbours))
+    _train(data_dir, tmp_path / "run", "--epochs", "1", "--head-epochs", "2", "--head-layers", "8",
+           "--head-umap-neighbors", "6", "--umap-neighbors", "9", "--clusterers", "umap_kmeans")
+    assert embedded == [6, 6, 9]  # the head's start, its refit at its second epoch, then the scores
 
 
 def test_an_older_config_with_a_dec_head_loads_without_its_head():

@@ -105,7 +105,7 @@ def test_a_finished_run_without_checkpoints_is_not_retrained_from_step_0(data_di
 
 def test_clusters_against_a_trained_head_are_refused_and_head_epochs_0_serves_k_means(data_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    head = ["--head-epochs", "1", "--head-layers", "8", "--head-init-sample", "0", "--umap-neighbors", "10"]
+    head = ["--head-epochs", "1", "--head-layers", "8", "--head-init-sample", "0", "--head-umap-neighbors", "10"]
     argv = TINY + ["--data-dir", data_dir, "--epochs", "1", "--clusters", "4", "--run-dir", run_dir, *head]
     assert _train(argv, capsys)[0] == 0
     assert inference.load_served(run_dir, log=lambda line: None).head.clusters == 4
